@@ -8,8 +8,6 @@ runs on numpy arrays and on (batched) tensors alike.
 
 from __future__ import annotations
 
-import os
-import secrets
 import struct
 from functools import lru_cache
 from pathlib import Path
@@ -21,6 +19,7 @@ import soxr
 import torch
 
 from phonex.config import AudioConfig
+from phonex.files import atomic_write
 
 _WRITE_FORMATS = {".wav": "WAV", ".flac": "FLAC"}
 
@@ -143,13 +142,8 @@ def save_audio(path: str | Path, wave: np.ndarray, sample_rate: int) -> None:
     wave = np.asarray(wave, dtype=np.float32)
     if not np.all(np.isfinite(wave)):
         raise AudioError(f"{path}: refusing to write NaN or infinite samples")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        sf.write(tmp, np.clip(wave, -1.0, 1.0), sample_rate, format=fmt, subtype="PCM_16")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    wave = np.clip(wave, -1.0, 1.0)
+    atomic_write(path, lambda tmp: sf.write(tmp, wave, sample_rate, format=fmt, subtype="PCM_16"))
 
 
 def normalize(wave: np.ndarray, peak: float = 0.95) -> np.ndarray:

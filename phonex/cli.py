@@ -53,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
         "audio, TextGrids of the true phone times and manifest.jsonl. Rerunning an interrupted "
         "build skips the clips already written.",
     )
-    synth.add_argument("--out", type=Path, help="corpus folder (default: data/processed/drugs-SIZE)")
+    synth.add_argument(
+        "--out", type=Path, help="corpus folder (default: data/processed/drugs-SIZE)"
+    )
     synth.add_argument("--size", choices=["quick", "full"], help="voice grid (same as data.size=)")
     synth.add_argument("--config", type=Path, help="YAML/JSON settings file")
     synth.add_argument(

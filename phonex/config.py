@@ -128,7 +128,9 @@ class Config:
         except (yaml.YAMLError, json.JSONDecodeError) as err:
             raise ConfigError(f"{path}: not valid YAML/JSON: {err}") from err
         if not isinstance(values, dict):
-            raise ConfigError(f"{path}: expected a mapping of sections, got {type(values).__name__}")
+            raise ConfigError(
+                f"{path}: expected a mapping of sections, got {type(values).__name__}"
+            )
         try:
             return cls.from_dict(values)
         except ConfigError as err:
@@ -145,7 +147,9 @@ class Config:
             if section not in values or not name:
                 raise ConfigError(f"unknown setting {key!r}; sections are {sorted(values)}")
             if name not in values[section]:
-                raise ConfigError(f"unknown setting {key!r}; {section} has {sorted(values[section])}")
+                raise ConfigError(
+                    f"unknown setting {key!r}; {section} has {sorted(values[section])}"
+                )
             values[section][name] = yaml.safe_load(raw)
         return Config.from_dict(values)
 
@@ -156,7 +160,7 @@ def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(values) - names
     if unknown:
-        raise ConfigError(f"unknown setting {prefix}{sorted(unknown)[0]!r}; known: {sorted(names)}")
+        raise ConfigError(f"unknown setting {prefix}{min(unknown)!r}; known: {sorted(names)}")
     kwargs = {}
     for name, value in values.items():
         hint = hints[name]

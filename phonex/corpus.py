@@ -23,13 +23,8 @@ from pathlib import Path
 
 import soundfile as sf
 
-from phonex.intervals import (
-    AlignmentError,
-    Interval,
-    atomic_write,
-    read_alignment,
-    write_textgrid,
-)
+from phonex.files import atomic_write
+from phonex.intervals import AlignmentError, Interval, read_alignment, write_textgrid
 from phonex.phonemes import PhonemizeError, phonemize, to_string
 
 __all__ = [

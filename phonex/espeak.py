@@ -103,9 +103,18 @@ _CALLBACK = ctypes.CFUNCTYPE(
 
 @dataclass(frozen=True)
 class PhoneEvent:
-    """One phoneme espeak-ng spoke: IPA symbol and its start in samples."""
+    """One phoneme espeak-ng spoke: IPA symbol, its start in samples and its word's index."""
 
     phone: str
+    start: int
+    word: int
+
+
+@dataclass(frozen=True)
+class WordEvent:
+    """One word espeak-ng spoke: its text and its start in samples."""
+
+    word: str
     start: int
 
 
@@ -116,7 +125,7 @@ class SpeechWithEvents:
     wave: np.ndarray  # [samples] float32 in [-1, 1]
     sample_rate: int
     phones: list[PhoneEvent]
-    word_starts: list[int]  # sample offsets of word events, in text order
+    words: list[WordEvent]  # in text order; espeak-ng splits "NovoLog" into "Novo" "Log"
 
 
 class EspeakSynthesizer:
@@ -130,7 +139,10 @@ class EspeakSynthesizer:
         self._lib = ctypes.CDLL(found.library)
         self._lib.espeak_Initialize.restype = ctypes.c_int
         self._lib.espeak_Initialize.argtypes = [
-            ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int
+            ctypes.c_int,
+            ctypes.c_int,
+            ctypes.c_char_p,
+            ctypes.c_int,
         ]
         data = found.data.encode() if found.data else None
         options = _INITIALIZE_PHONEME_EVENTS | _INITIALIZE_PHONEME_IPA | _INITIALIZE_DONT_EXIT
@@ -158,7 +170,9 @@ class EspeakSynthesizer:
             event = events[i]
             if event.type in (_EVENT_PHONEME, _EVENT_WORD):
                 label = event.id.string.decode("utf-8", "replace") if event.type == 7 else ""
-                self._events.append((event.type, event.audio_position, label))
+                self._events.append(
+                    (event.type, event.audio_position, label, event.text_position, event.length)
+                )
             i += 1
         return 0
 
@@ -181,7 +195,9 @@ class EspeakSynthesizer:
             raise EspeakError("cannot speak an empty text")
         with self._lock:
             if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
-                raise EspeakError(f"espeak-ng has no voice {voice!r} (see `espeak-ng --voices=en`)")
+                raise EspeakError(
+                    f"espeak-ng has no voice {voice!r} (see `espeak-ng --voices=en`)"
+                )
             for name, value in (("rate", rate), ("pitch", pitch), ("range", range_)):
                 self._lib.espeak_SetParameter(_PARAM[name], int(value), 0)
             self._chunks, self._events = [], []
@@ -195,12 +211,21 @@ class EspeakSynthesizer:
             raise EspeakError(f"espeak-ng could not speak {text!r} (error {status})")
         wave = np.concatenate(chunks).astype(np.float32) / 32768.0 if chunks else np.zeros(0)
         to_sample = self.sample_rate / 1000.0
-        phones = [
-            PhoneEvent(label, int(round(ms * to_sample)))
-            for kind, ms, label in events
-            if kind == _EVENT_PHONEME
+        # Phones belong to the word event before them in the stream (event times are too coarse
+        # to tell at a word boundary). A word's text runs to the next word event (1-based
+        # character positions): "amoxicillin-clavulanate" stays whole, "NovoLog" splits as
+        # espeak-ng splits it.
+        phones, word_events = [], []
+        for kind, ms, label, pos, _ in events:
+            if kind == _EVENT_WORD:
+                word_events.append((pos - 1, ms))
+            elif word_events:
+                phones.append(PhoneEvent(label, round(ms * to_sample), len(word_events) - 1))
+        ends = [pos for pos, _ in word_events[1:]] + [len(text)]
+        words = [
+            WordEvent(text[pos:end].strip(" ,;:.!?"), round(ms * to_sample))
+            for (pos, ms), end in zip(word_events, ends)
         ]
-        words = [int(round(ms * to_sample)) for kind, ms, _ in events if kind == _EVENT_WORD]
         return SpeechWithEvents(wave.astype(np.float32), self.sample_rate, phones, words)
 
 

@@ -1,18 +1,18 @@
 """Reference alignments as interval tiers: Praat TextGrids and TIMIT ``.phn``/``.wrd`` files.
 
 Times are in seconds. TextGrids are read and written with praatio; files are written atomically
-(:func:`atomic_write`, also used for manifests by :mod:`phonex.corpus`).
+(:func:`phonex.files.atomic_write`).
 """
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from praatio import textgrid
+
+from phonex.files import atomic_write
 
 TIMIT_SAMPLE_RATE = 16000  # TIMIT .phn/.wrd boundaries are sample offsets at 16 kHz
 _EPS = 1e-9  # tolerance for float boundaries that should touch
@@ -29,21 +29,6 @@ class Interval:
     label: str
     start: float
     end: float
-
-
-def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
-    """Call ``write(tmp)`` on a temporary file next to ``path``, then move it into place.
-
-    Readers never see a half-written file, and a failed write leaves the old file untouched.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        write(str(tmp))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _read_textgrid(path: Path) -> dict[str, list[Interval]]:

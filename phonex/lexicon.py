@@ -6,8 +6,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
-import tempfile
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -17,6 +15,7 @@ from pathlib import Path
 
 from phonex import config, phonemes
 from phonex.espeak import find_espeak
+from phonex.files import atomic_write
 
 DRUG_KINDS = ("generic", "brand")
 PAIR_KINDS = ("sound-alike", "look-alike", "both")
@@ -154,15 +153,6 @@ def _phonemize_all(names: list[str], language: str) -> tuple[dict[str, str], lis
         return {**r1, **r2}, f1 + f2
 
 
-def _write_json_atomic(path: Path, data: dict) -> None:
-    """Write through a temporary file and ``os.replace``: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f, ensure_ascii=False, indent=1)
-    os.replace(tmp, path)
-
-
 def pronunciations(
     names: Iterable[str],
     language: str = "en-us",
@@ -192,7 +182,8 @@ def pronunciations(
         result, failed = cached["pronunciations"], cached["failed"]
     except (OSError, ValueError, KeyError, TypeError):  # no cache yet, or a damaged one
         result, failed = _phonemize_all(names, language)
-        _write_json_atomic(cache, {"pronunciations": result, "failed": failed})
+        text = json.dumps({"pronunciations": result, "failed": failed}, ensure_ascii=False)
+        atomic_write(cache, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     if failed and on_error == "raise":
         raise LexiconError(f"{failed[0]!r} phonemizes to nothing in espeak-ng {language!r}")
     if failed:

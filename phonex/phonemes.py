@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -104,6 +105,11 @@ def from_string(text: str) -> Pronunciation:
 def flatten(pron: Pronunciation) -> list[str]:
     """All phones of a pronunciation, word boundaries dropped."""
     return [p for word in pron for p in word]
+
+
+def inventory(pronunciations: Iterable[str]) -> Counter[str]:
+    """Phone counts over pronunciation strings (word separators not counted)."""
+    return Counter(p for text in pronunciations for p in text.split() if p != WORD_SEP)
 
 
 class Vocabulary:

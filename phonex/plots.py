@@ -56,8 +56,15 @@ def plot_speech(
     for span in phones or []:
         for ax in axes:
             ax.axvline(span.start, color="white" if ax is axes[1] else "grey", lw=0.6, alpha=0.7)
-        axes[1].text((span.start + span.end) / 2, cfg.n_mels * 0.92, span.label, color="white",
-                     ha="center", va="top", fontsize=9)
+        axes[1].text(
+            (span.start + span.end) / 2,
+            cfg.n_mels * 0.92,
+            span.label,
+            color="white",
+            ha="center",
+            va="top",
+            fontsize=9,
+        )
     axes[0].set_title(title)
     return fig
 
@@ -66,8 +73,9 @@ def plot_augmentations(
     examples: Mapping[str, np.ndarray], sample_rate: int, title: str = ""
 ) -> plt.Figure:
     """One row per augmentation: waveform (left) and log-mel spectrogram (right)."""
-    fig, axes = plt.subplots(len(examples), 2, figsize=(11, 1.6 * len(examples)),
-                             width_ratios=[1, 2], squeeze=False)
+    fig, axes = plt.subplots(
+        len(examples), 2, figsize=(11, 1.6 * len(examples)), width_ratios=[1, 2], squeeze=False
+    )
     cfg = AudioConfig(sample_rate=sample_rate, fmax=min(8000.0, sample_rate / 2))
     for row, (name, wave) in zip(axes, examples.items()):
         t = np.arange(len(wave)) / sample_rate
@@ -75,8 +83,13 @@ def plot_augmentations(
         row[0].set_ylim(-1, 1)
         row[0].set_ylabel(name, rotation=0, ha="right", va="center")
         mel = mel_spectrogram(wave, cfg)
-        row[1].imshow(mel, origin="lower", aspect="auto", cmap="magma",
-                      extent=(0, len(wave) / sample_rate, 0, cfg.n_mels))
+        row[1].imshow(
+            mel,
+            origin="lower",
+            aspect="auto",
+            cmap="magma",
+            extent=(0, len(wave) / sample_rate, 0, cfg.n_mels),
+        )
         row[1].set_yticks([])
     axes[-1][0].set_xlabel("time (s)")
     axes[-1][1].set_xlabel("time (s)")
@@ -98,9 +111,7 @@ def plot_counts(counts: Mapping[str, int], title: str, xlabel: str, ax=None) -> 
     return ax.figure
 
 
-def plot_distribution(
-    frame: pd.DataFrame, x: str, y: str, title: str, ax=None
-) -> plt.Figure:
+def plot_distribution(frame: pd.DataFrame, x: str, y: str, title: str, ax=None) -> plt.Figure:
     """Box plot of ``y`` per ``x`` category (e.g. clip duration per voice)."""
     if ax is None:
         _, ax = plt.subplots(figsize=(9, 3.5))
@@ -115,8 +126,10 @@ def plot_snr(frame: pd.DataFrame, ax=None) -> plt.Figure:
     if ax is None:
         _, ax = plt.subplots(figsize=(4.5, 4))
     sns.scatterplot(data=frame, x="requested_db", y="measured_db", hue="kind", ax=ax, s=40)
-    lims = [frame[["requested_db", "measured_db"]].min().min() - 2,
-            frame[["requested_db", "measured_db"]].max().max() + 2]
+    lims = [
+        frame[["requested_db", "measured_db"]].min().min() - 2,
+        frame[["requested_db", "measured_db"]].max().max() + 2,
+    ]
     ax.plot(lims, lims, color="grey", lw=0.8, ls="--")
     ax.set_xlabel("requested SNR (dB)")
     ax.set_ylabel("measured SNR (dB)")
@@ -146,8 +159,13 @@ def plot_feature_maps(maps: Mapping[str, np.ndarray], seconds: float) -> plt.Fig
     """Feature maps ``[dim, frames]`` side by side on one time axis (e.g. before/after masking)."""
     fig, axes = plt.subplots(1, len(maps), figsize=(5 * len(maps), 3), sharey=True, squeeze=False)
     for ax, (title, data) in zip(axes[0], maps.items()):
-        ax.imshow(data, origin="lower", aspect="auto", cmap="magma",
-                  extent=(0, seconds, 0, data.shape[0]))
+        ax.imshow(
+            data,
+            origin="lower",
+            aspect="auto",
+            cmap="magma",
+            extent=(0, seconds, 0, data.shape[0]),
+        )
         ax.set_title(title)
         ax.set_xlabel("time (s)")
     axes[0][0].set_ylabel("feature bin")

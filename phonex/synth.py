@@ -79,7 +79,9 @@ def _seed_for(*parts: object) -> int:
     return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:8], "little")
 
 
-def plan(names: list[str], grid: VoiceGrid, augmentations_per_clip: int, seed: int) -> list[ClipJob]:
+def plan(
+    names: list[str], grid: VoiceGrid, augmentations_per_clip: int, seed: int
+) -> list[ClipJob]:
     """Every (name, voice) pair with seeded augmentation specs for its copies."""
     jobs = []
     for voice in grid.voices:
@@ -106,7 +108,9 @@ _BABBLE: dict[int, list[np.ndarray]] = {}
 def _pronunciation(job: ClipJob, speech: Synthesis) -> str:
     """Phones as spoken: from espeak-ng's events grouped by word, else from the phonemizer."""
     if speech.phones and speech.words:
-        words = [[p.label for p in speech.phones if w.start <= p.start < w.end] for w in speech.words]
+        words = [
+            [p.label for p in speech.phones if w.start <= p.start < w.end] for w in speech.words
+        ]
         return " | ".join(" ".join(w) for w in words if w)
     return to_string(phonemize([job.text], job.voice.language)[0])
 
@@ -117,8 +121,10 @@ def _scaled(intervals: list[Interval], scale: float) -> list[Interval]:
 
 def render(job: ClipJob, out_dir: Path, sample_rate: int) -> list[Utterance]:
     """Synthesize one clip and its augmented copies; skip files that already exist."""
-    paths = [f"{job.voice.id}/{job.stem}{'' if k == 0 else f'.{k}'}" for k in range(
-        len(job.augmentations) + 1)]
+    paths = [
+        f"{job.voice.id}/{job.stem}{'' if k == 0 else f'.{k}'}"
+        for k in range(len(job.augmentations) + 1)
+    ]
     specs = ("none", *job.augmentations)
     if all((out_dir / "audio" / f"{p}.wav").exists() for p in paths):
         return [_row(job, out_dir, p, spec, phones=None) for p, spec in zip(paths, specs)]
@@ -133,10 +139,17 @@ def render(job: ClipJob, out_dir: Path, sample_rate: int) -> list[Utterance]:
             rows.append(_row(job, out_dir, path, spec, phones))
             continue
         rng = np.random.default_rng(_seed_for(job.voice.id, job.text, k))
-        clip = wave if spec == "none" else augment.apply(wave, sample_rate, spec, rng, _BABBLE[sample_rate])
+        clip = (
+            wave
+            if spec == "none"
+            else augment.apply(wave, sample_rate, spec, rng, _BABBLE[sample_rate])
+        )
         if speech.phones:
             scale = augment.time_scale(spec)
-            tiers = {"words": _scaled(speech.words, scale), "phones": _scaled(speech.phones, scale)}
+            tiers = {
+                "words": _scaled(speech.words, scale),
+                "phones": _scaled(speech.phones, scale),
+            }
             grid_path = out_dir / "alignments" / f"{path}.TextGrid"
             write_textgrid(grid_path, tiers, duration=len(clip) / sample_rate)
         save_audio(out_dir / "audio" / f"{path}.wav", clip, sample_rate)  # last: marks "done"
@@ -148,8 +161,11 @@ def _row(job: ClipJob, out_dir: Path, path: str, spec: str, phones: str | None) 
     audio = out_dir / "audio" / f"{path}.wav"
     grid = out_dir / "alignments" / f"{path}.TextGrid"
     if phones is None:  # resumed clip: rebuild its phones from the files
-        phones = _phones_from_textgrid(grid) if grid.exists() else to_string(
-            phonemize([job.text], job.voice.language)[0])
+        phones = (
+            _phones_from_textgrid(grid)
+            if grid.exists()
+            else to_string(phonemize([job.text], job.voice.language)[0])
+        )
     duration, sample_rate = audio_info(audio)
     return Utterance(
         id=f"{job.voice.id}/{path.split('/', 1)[1]}",
@@ -170,8 +186,13 @@ def _row(job: ClipJob, out_dir: Path, path: str, spec: str, phones: str | None) 
 
 def _phones_from_textgrid(path: Path) -> str:
     tiers = read_alignment(path)
-    words = [[p.label for p in tiers["phones"] if w.start <= p.start < w.end] for w in tiers["words"]]
-    return " | ".join(" ".join(w) for w in words if w)
+    return _group_by_words(tiers["phones"], tiers["words"])
+
+
+def _group_by_words(phones: list[Interval], words: list[Interval]) -> str:
+    """Phone intervals grouped by the word intervals they start in, as a pronunciation string."""
+    grouped = [[p.label for p in phones if w.start <= p.start < w.end] for w in words]
+    return to_string([g for g in grouped if g])
 
 
 def _render_chunk(args: tuple[list[ClipJob], Path, int]) -> list[Utterance]:

@@ -20,7 +20,13 @@ import yaml
 
 from phonex.config import PACKAGE_DATA_DIR
 from phonex.corpus import Interval
-from phonex.espeak import EspeakError, EspeakNotFoundError, EspeakSynthesizer, find_espeak
+from phonex.espeak import (
+    EspeakError,
+    EspeakNotFoundError,
+    EspeakSynthesizer,
+    SpeechWithEvents,
+    find_espeak,
+)
 from phonex.phonemes import normalize_phone
 
 
@@ -106,30 +112,29 @@ class EspeakEngine(Engine):
         out = EspeakSynthesizer.get().synthesize(text, voice.name, voice.rate, voice.pitch)
         if not out.phones or len(out.wave) == 0:
             raise EspeakError(f"espeak-ng produced no speech for {text!r} with {voice.name}")
-        phones, words = _spans_from_events(out, text)
+        phones, words = _spans_from_events(out)
         return Synthesis(out.wave, out.sample_rate, phones, words)
 
 
-def _spans_from_events(out, text: str) -> tuple[list[Interval], list[Interval]]:
+def _spans_from_events(out: SpeechWithEvents) -> tuple[list[Interval], list[Interval]]:
     """Turn espeak-ng's phoneme start events into phone and word intervals in seconds.
 
     A phone ends where the next event (phone or pause) starts; the last ends with the audio.
-    Word intervals run from a word event to the end of that word's last phone.
+    A word runs from its first phone's start to its last phone's end.
     """
     sr, n = out.sample_rate, len(out.wave)
     starts = [e.start for e in out.phones] + [n]
-    phones = [
-        Interval(normalize_phone(e.phone), e.start / sr, min(starts[i + 1], n) / sr)
-        for i, e in enumerate(out.phones)
-        if normalize_phone(e.phone) and starts[i + 1] > e.start
-    ]
-    tokens = text.split()
-    bounds = out.word_starts + [n]
+    phones, word_of = [], []
+    for i, event in enumerate(out.phones):
+        label = normalize_phone(event.phone)
+        if label and starts[i + 1] > event.start:  # pauses have no label
+            phones.append(Interval(label, event.start / sr, min(starts[i + 1], n) / sr))
+            word_of.append(event.word)
     words = []
-    for i, start in enumerate(out.word_starts[: len(tokens)]):
-        inside = [p for p in phones if start / sr <= p.start < bounds[i + 1] / sr]
+    for index, word in enumerate(out.words):
+        inside = [p for p, w in zip(phones, word_of) if w == index]
         if inside:
-            words.append(Interval(tokens[i], inside[0].start, inside[-1].end))
+            words.append(Interval(word.word, inside[0].start, inside[-1].end))
     return phones, words
 
 
@@ -176,7 +181,10 @@ class GTTSEngine(Engine):
         try:
             import gtts  # noqa: F401
         except ImportError:
-            return False, "install the extra: pip install 'phonex[gtts]' (needs internet at run time)"
+            return (
+                False,
+                "install the extra: pip install 'phonex[gtts]' (needs internet at run time)",
+            )
         return True, ""
 
     def synthesize(self, text: str, voice: Voice) -> Synthesis:

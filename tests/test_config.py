@@ -13,7 +13,9 @@ def test_yaml_and_json_round_trip(tmp_path):
 
 
 def test_override_parses_types_and_ints_for_floats():
-    cfg = Config().override(["audio.fmax=7600", "train.max_steps=10", "model.freeze_feature_encoder=false"])
+    cfg = Config().override(
+        ["audio.fmax=7600", "train.max_steps=10", "model.freeze_feature_encoder=false"]
+    )
     assert cfg.audio.fmax == 7600.0 and isinstance(cfg.audio.fmax, float)
     assert cfg.train.max_steps == 10
     assert cfg.model.freeze_feature_encoder is False

@@ -2,8 +2,8 @@
 
 import json
 import re
-import tomllib
 
+import tomllib
 import yaml
 
 from phonex.config import PROJ_ROOT
@@ -31,12 +31,14 @@ def test_environment_yml_carries_the_same_direct_dependencies_as_pyproject():
     have = (conda - CONDA_ONLY) | pip
     assert have == wanted, f"missing in environment.yml: {wanted - have}; extra: {have - wanted}"
     assert "torchaudio" in conda  # conda users get torchaudio (PyPI users: an extra)
-    assert "torchaudio" in {_name(r) for r in pyproject["project"]["optional-dependencies"]["torchaudio"]}
+    assert "torchaudio" in {
+        _name(r) for r in pyproject["project"]["optional-dependencies"]["torchaudio"]
+    }
 
 
 def test_torch_is_pinned_by_the_constraints_file():
     pins = (PROJ_ROOT / "constraints.txt").read_text()
-    assert re.search(r"^torch==2\.13\.0$", pins, flags=re.M)
+    assert re.search(r"^torch==2\.13\.0$", pins, flags=re.MULTILINE)
     assert "constraints.txt" in (PROJ_ROOT / "Makefile").read_text()
 
 

@@ -39,8 +39,13 @@ def test_bad_voice_and_empty_text_are_clear_errors():
 
 
 def _run(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_espeakng_loader_library_is_used_when_there_is_no_system_library():
@@ -95,3 +100,12 @@ def test_voice_grid_is_data_and_checks_its_test_voices(tmp_path):
         tts.load_voice_grid("quick", bad)
     with pytest.raises(KeyError, match="no voice grid 'huge'"):
         tts.load_voice_grid("huge", bad)
+
+
+@pytest.mark.parametrize("text", ["NovoLog", "Tylenol PM", "amoxicillin-clavulanate", "ProAir"])
+def test_word_split_of_the_events_matches_the_phonemizer(text):
+    voice = tts.Voice("espeak", "en-us")
+    speech = tts.synthesize(text, voice)
+    spoken = [[p.label for p in speech.phones if w.start <= p.start < w.end] for w in speech.words]
+    assert to_string(spoken) == to_string(phonemize([text], voice.language)[0])
+    assert "".join(w.label for w in speech.words).replace(" ", "") == text.replace(" ", "")
