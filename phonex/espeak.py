@@ -103,7 +103,7 @@ _CALLBACK = ctypes.CFUNCTYPE(
 
 @dataclass(frozen=True)
 class PhoneEvent:
-    """One phoneme espeak-ng spoke: IPA symbol, its start in samples and its word's index."""
+    """One phoneme espeak-ng spoke: IPA symbol ("" for a pause), start in samples, word index."""
 
     phone: str
     start: int
@@ -210,23 +210,38 @@ class EspeakSynthesizer:
         if status != 0:
             raise EspeakError(f"espeak-ng could not speak {text!r} (error {status})")
         wave = np.concatenate(chunks).astype(np.float32) / 32768.0 if chunks else np.zeros(0)
-        to_sample = self.sample_rate / 1000.0
-        # Phones belong to the word event before them in the stream (event times are too coarse
-        # to tell at a word boundary). A word's text runs to the next word event (1-based
-        # character positions): "amoxicillin-clavulanate" stays whole, "NovoLog" splits as
-        # espeak-ng splits it.
-        phones, word_events = [], []
-        for kind, ms, label, pos, _ in events:
-            if kind == _EVENT_WORD:
-                word_events.append((pos - 1, ms))
-            elif word_events:
-                phones.append(PhoneEvent(label, round(ms * to_sample), len(word_events) - 1))
-        ends = [pos for pos, _ in word_events[1:]] + [len(text)]
-        words = [
-            WordEvent(text[pos:end].strip(" ,;:.!?"), round(ms * to_sample))
-            for (pos, ms), end in zip(word_events, ends)
-        ]
+        phones, words = _phones_and_words(events, text, self.sample_rate / 1000.0)
         return SpeechWithEvents(wave.astype(np.float32), self.sample_rate, phones, words)
+
+
+def _phones_and_words(
+    events: list[tuple], text: str, samples_per_ms: float
+) -> tuple[list[PhoneEvent], list[WordEvent]]:
+    """Phoneme and word events in stream order -> phones (with word index) and words.
+
+    Phones belong to the word event before them in the stream (event times are too coarse to
+    tell at a word boundary). A word's text runs to the next word that has phones (1-based
+    character positions): "amoxicillin-clavulanate" stays whole and "NovoLog" splits where
+    espeak-ng splits it. Pauses are kept with an empty label: a phone ends where they start.
+    """
+    phones, starts = [], []  # starts: (character offset, ms) of each word event
+    for kind, ms, label, pos, _ in events:
+        if kind == _EVENT_WORD:
+            starts.append((pos - 1, ms))
+        elif label or phones:
+            if not starts:  # some voices (en-us-nyc) omit the first word event
+                starts.append((0, ms))
+            phones.append(PhoneEvent(label, round(ms * samples_per_ms), len(starts) - 1))
+    spoken = sorted({p.word for p in phones if p.phone})  # words that have phones
+    renumber = {old: new for new, old in enumerate(spoken)}
+    ends = [starts[i][0] for i in spoken[1:]] + [len(text)]
+    words = [
+        WordEvent(text[starts[i][0] : end].strip(" ,;:.!?"), round(starts[i][1] * samples_per_ms))
+        for i, end in zip(spoken, ends)
+    ]
+    # every labelled phone's word is spoken; a pause in a word without phones gets -1
+    phones = [PhoneEvent(p.phone, p.start, renumber.get(p.word, -1)) for p in phones]
+    return phones, words
 
 
 def data_path_env() -> dict[str, str]:

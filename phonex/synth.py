@@ -115,8 +115,10 @@ def _pronunciation(job: ClipJob, speech: Synthesis) -> str:
     return to_string(phonemize([job.text], job.voice.language)[0])
 
 
-def _scaled(intervals: list[Interval], scale: float) -> list[Interval]:
-    return [Interval(i.label, i.start * scale, i.end * scale) for i in intervals]
+def _scaled(intervals: list[Interval], scale: float, duration: float) -> list[Interval]:
+    """Times stretched with the clip, clipped to its length (resampling rounds the length)."""
+    scaled = [Interval(i.label, i.start * scale, min(i.end * scale, duration)) for i in intervals]
+    return [i for i in scaled if i.start < i.end]
 
 
 def render(job: ClipJob, out_dir: Path, sample_rate: int) -> list[Utterance]:
@@ -145,13 +147,12 @@ def render(job: ClipJob, out_dir: Path, sample_rate: int) -> list[Utterance]:
             else augment.apply(wave, sample_rate, spec, rng, _BABBLE[sample_rate])
         )
         if speech.phones:
-            scale = augment.time_scale(spec)
+            scale, duration = augment.time_scale(spec), len(clip) / sample_rate
             tiers = {
-                "words": _scaled(speech.words, scale),
-                "phones": _scaled(speech.phones, scale),
+                "words": _scaled(speech.words, scale, duration),
+                "phones": _scaled(speech.phones, scale, duration),
             }
-            grid_path = out_dir / "alignments" / f"{path}.TextGrid"
-            write_textgrid(grid_path, tiers, duration=len(clip) / sample_rate)
+            write_textgrid(out_dir / "alignments" / f"{path}.TextGrid", tiers, duration)
         save_audio(out_dir / "audio" / f"{path}.wav", clip, sample_rate)  # last: marks "done"
         rows.append(_row(job, out_dir, path, spec, phones))
     return rows

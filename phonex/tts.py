@@ -123,13 +123,19 @@ def _spans_from_events(out: SpeechWithEvents) -> tuple[list[Interval], list[Inte
     A word runs from its first phone's start to its last phone's end.
     """
     sr, n = out.sample_rate, len(out.wave)
-    starts = [e.start for e in out.phones] + [n]
+    starts = [e.start for e in out.phones]
+    spoken = [(i, e) for i, e in enumerate(out.phones) if normalize_phone(e.phone)]  # no pauses
     phones, word_of = [], []
-    for i, event in enumerate(out.phones):
-        label = normalize_phone(event.phone)
-        if label and starts[i + 1] > event.start:  # pauses have no label
-            phones.append(Interval(label, event.start / sr, min(starts[i + 1], n) / sr))
-            word_of.append(event.word)
+    for i, event in spoken:
+        # Ends at the next event that starts later (a final phone can share its start with the
+        # closing pause although its audio follows); phones reported at the same instant share
+        # that span equally.
+        end = min(next((t for t in starts[i + 1 :] if t > event.start), n), n)
+        same = [j for j, e in spoken if e.start == event.start]
+        step = (end - event.start) / len(same)
+        start = event.start + same.index(i) * step
+        phones.append(Interval(normalize_phone(event.phone), start / sr, (start + step) / sr))
+        word_of.append(event.word)
     words = []
     for index, word in enumerate(out.words):
         inside = [p for p, w in zip(phones, word_of) if w == index]

@@ -109,3 +109,25 @@ def test_word_split_of_the_events_matches_the_phonemizer(text):
     spoken = [[p.label for p in speech.phones if w.start <= p.start < w.end] for w in speech.words]
     assert to_string(spoken) == to_string(phonemize([text], voice.language)[0])
     assert "".join(w.label for w in speech.words).replace(" ", "") == text.replace(" ", "")
+
+
+def test_every_full_grid_accent_labels_its_clips_as_the_phonemizer_does(tmp_path):
+    from phonex.corpus import write_textgrid
+    from phonex.lexicon import load_drugs
+
+    names = [d.name for d in load_drugs()][::12]  # about 50 names, generic and brand
+    grid = tts.load_voice_grid("full")
+    accents = {v.name.split("+")[0] for v in grid.voices if v.engine == "espeak"}
+    assert len(accents) >= 7
+    for accent in sorted(accents):
+        expected = phonemize(names, accent)
+        for name, pron in zip(names, expected):
+            speech = tts.synthesize(name, tts.Voice("espeak", accent))
+            spoken = [
+                [p.label for p in speech.phones if w.start <= p.start < w.end]
+                for w in speech.words
+            ]
+            assert to_string(spoken) == to_string(pron), (accent, name)
+            # the true times make a valid Praat TextGrid (sorted, no overlaps, inside the clip)
+            tiers = {"words": speech.words, "phones": speech.phones}
+            write_textgrid(tmp_path / "clip.TextGrid", tiers, speech.duration)
