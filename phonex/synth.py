@@ -70,7 +70,7 @@ def select_names(max_names: int = 0, seed: int = 0) -> list[str]:
     names = [d.name for d in load_drugs()]
     if 0 < max_names < len(names):
         rng = np.random.default_rng(seed)
-        names = list(rng.choice(names, size=max_names, replace=False))
+        names = [str(n) for n in rng.choice(names, size=max_names, replace=False)]
     return sorted(names)
 
 
@@ -102,16 +102,13 @@ def _babble(sample_rate: int) -> list[np.ndarray]:
     return waves
 
 
-_BABBLE: dict[int, list[np.ndarray]] = {}
+_BABBLE: dict[int, list[np.ndarray]] = {}  # per process and rate, made on first use
 
 
 def _pronunciation(job: ClipJob, speech: Synthesis) -> str:
     """Phones as spoken: from espeak-ng's events grouped by word, else from the phonemizer."""
     if speech.phones and speech.words:
-        words = [
-            [p.label for p in speech.phones if w.start <= p.start < w.end] for w in speech.words
-        ]
-        return " | ".join(" ".join(w) for w in words if w)
+        return _group_by_words(speech.phones, speech.words)
     return to_string(phonemize([job.text], job.voice.language)[0])
 
 
