@@ -14,7 +14,6 @@ import os
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
@@ -169,7 +168,11 @@ class EspeakSynthesizer:
         while events[i].type != _EVENT_LIST_TERMINATED:
             event = events[i]
             if event.type in (_EVENT_PHONEME, _EVENT_WORD):
-                label = event.id.string.decode("utf-8", "replace") if event.type == 7 else ""
+                label = (
+                    event.id.string.decode("utf-8", "replace")
+                    if event.type == _EVENT_PHONEME
+                    else ""
+                )
                 self._events.append(
                     (event.type, event.audio_position, label, event.text_position, event.length)
                 )
@@ -242,9 +245,3 @@ def _phones_and_words(
     # every labelled phone's word is spoken; a pause in a word without phones gets -1
     phones = [PhoneEvent(p.phone, p.start, renumber.get(p.word, -1)) for p in phones]
     return phones, words
-
-
-def data_path_env() -> dict[str, str]:
-    """Environment for an ``espeak-ng`` subprocess that uses the same data folder (may be empty)."""
-    found = find_espeak()
-    return {"ESPEAK_DATA_PATH": str(Path(found.data).parent)} if found.data else {}

@@ -17,6 +17,7 @@ import hashlib
 import re
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -94,15 +95,13 @@ def plan(
     return jobs
 
 
+@lru_cache(maxsize=2)  # per process and rate, made on first use
 def _babble(sample_rate: int) -> list[np.ndarray]:
     waves = []
     for text, name in zip(BABBLE_TEXTS, BABBLE_VOICES):
         speech = synthesize(text, Voice("espeak", name))
         waves.append(resample(speech.wave, speech.sample_rate, sample_rate))
     return waves
-
-
-_BABBLE: dict[int, list[np.ndarray]] = {}  # per process and rate, made on first use
 
 
 def _pronunciation(job: ClipJob, speech: Synthesis) -> str:
@@ -130,8 +129,6 @@ def render(job: ClipJob, out_dir: Path, sample_rate: int) -> list[Utterance]:
     speech = synthesize(job.text, job.voice)
     wave = resample(speech.wave, speech.sample_rate, sample_rate)
     phones = _pronunciation(job, speech)
-    if sample_rate not in _BABBLE:
-        _BABBLE[sample_rate] = _babble(sample_rate)
     rows = []
     for k, (path, spec) in enumerate(zip(paths, specs)):
         if (out_dir / "audio" / f"{path}.wav").exists():  # finished before an interruption
@@ -141,7 +138,7 @@ def render(job: ClipJob, out_dir: Path, sample_rate: int) -> list[Utterance]:
         clip = (
             wave
             if spec == "none"
-            else augment.apply(wave, sample_rate, spec, rng, _BABBLE[sample_rate])
+            else augment.apply(wave, sample_rate, spec, rng, _babble(sample_rate))
         )
         if speech.phones:
             scale, duration = augment.time_scale(spec), len(clip) / sample_rate

@@ -124,17 +124,19 @@ def _spans_from_events(out: SpeechWithEvents) -> tuple[list[Interval], list[Inte
     """
     sr, n = out.sample_rate, len(out.wave)
     starts = [e.start for e in out.phones]
-    spoken = [(i, e) for i, e in enumerate(out.phones) if normalize_phone(e.phone)]  # no pauses
+    labels = [normalize_phone(e.phone) for e in out.phones]
+    spoken = [i for i, label in enumerate(labels) if label]  # pauses have no label
     phones, word_of = [], []
-    for i, event in spoken:
+    for i in spoken:
+        event = out.phones[i]
         # Ends at the next event that starts later (a final phone can share its start with the
         # closing pause although its audio follows); phones reported at the same instant share
         # that span equally.
         end = min(next((t for t in starts[i + 1 :] if t > event.start), n), n)
-        same = [j for j, e in spoken if e.start == event.start]
+        same = [j for j in spoken if starts[j] == event.start]
         step = (end - event.start) / len(same)
         start = event.start + same.index(i) * step
-        phones.append(Interval(normalize_phone(event.phone), start / sr, (start + step) / sr))
+        phones.append(Interval(labels[i], start / sr, (start + step) / sr))
         word_of.append(event.word)
     words = []
     for index, word in enumerate(out.words):
