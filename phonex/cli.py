@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
 
-from phonex.config import PROCESSED_DIR, Config, ConfigError
+from phonex.config import MODELS_DIR, PROCESSED_DIR, Config, ConfigError
 
 
 def _load_config(path: Path | None, overrides: list[str]) -> Config:
@@ -23,6 +24,25 @@ def cmd_synth(args: argparse.Namespace) -> int:
     out = args.out or PROCESSED_DIR / f"drugs-{cfg.data.size}"
     manifest = build_corpus(out, cfg.data, cfg.audio.sample_rate, workers=args.workers)
     print(manifest)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from phonex.train import train
+
+    cfg = _load_config(args.config, list(args.overrides))
+    manifests = args.manifest or [PROCESSED_DIR / f"drugs-{cfg.data.size}" / "manifest.jsonl"]
+    out = args.out or MODELS_DIR / f"drugs-{Path(cfg.model.name).name}"
+    result = train(cfg, manifests, out, resume=not args.restart)
+    print(f"best dev error {result.state.best_error:.4f}; model in {result.best_dir}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from phonex.evaluate import evaluate_manifest
+
+    result = evaluate_manifest(args.model, args.manifest, args.split, args.batch_size)
+    print(json.dumps({k: v for k, v in result.items() if k != "hypotheses"}, indent=1))
     return 0
 
 
@@ -65,6 +85,33 @@ def build_parser() -> argparse.ArgumentParser:
         "overrides", nargs="*", metavar="section.key=value", help="e.g. data.max_names=40"
     )
     synth.set_defaults(func=cmd_synth)
+
+    train = sub.add_parser(
+        "train",
+        help="fine-tune or train a CTC model (resumes an interrupted run)",
+        description="Train on the train split of the manifests, evaluate on their dev split, "
+        "checkpoint, and keep the best model in OUT/best. Runs under torchrun for DDP.",
+    )
+    train.add_argument("--config", type=Path, help="YAML/JSON settings file, e.g. configs/*.yaml")
+    train.add_argument(
+        "--manifest", type=Path, action="append",
+        help="corpus manifest (repeat to mix corpora; default: data/processed/drugs-SIZE)",
+    )  # fmt: skip
+    train.add_argument("--out", type=Path, help="run directory (default: models/drugs-MODEL)")
+    train.add_argument("--restart", action="store_true", help="ignore checkpoints in --out")
+    train.add_argument(
+        "overrides", nargs="*", metavar="section.key=value", help="e.g. train.max_steps=100"
+    )
+    train.set_defaults(func=cmd_train)
+
+    evaluate = sub.add_parser(
+        "evaluate", help="phone (or character) error rate of a model on one split of a manifest"
+    )
+    evaluate.add_argument("model", help="model directory, registry name or hub id")
+    evaluate.add_argument("--manifest", type=Path, required=True)
+    evaluate.add_argument("--split", default="test", help="split to score (default: test)")
+    evaluate.add_argument("--batch-size", type=int, default=16)
+    evaluate.set_defaults(func=cmd_evaluate)
 
     doctor = sub.add_parser("doctor", help="show versions, espeak-ng, torchaudio and TTS engines")
     doctor.set_defaults(func=cmd_doctor)

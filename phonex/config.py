@@ -69,27 +69,40 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    """Which model to load or build; used from the fine-tuning issue on."""
+    """Which model to load or build, what it outputs and what of it trains."""
 
-    name: str = "tiny"  # a registry name, hub id or local directory
+    name: str = (
+        "tiny"  # a phonex.models.TINY_CONFIGS name, registry name, hub id or local directory
+    )
+    units: str = "phones"  # "phones" or "chars": what the CTC head emits
+    head: str = "auto"  # "auto", "new" (fresh CTC head sized to the data) or "keep"
     freeze_feature_encoder: bool = True
-    trainable_layers: int = -1  # last N transformer layers trained; -1 = all
-    ctc_zero_infinity: bool = True
+    trainable_layers: int = -1  # last N transformer layers trained; -1 = all, 0 = CTC head only
+    dropout: float = 0.1  # hidden, attention, activation and projection dropout
+    mask_time_prob: float = 0.05  # SpecAugment-style time masking inside wav2vec2
 
 
 @dataclass
 class TrainConfig:
-    """Training-loop settings; used from the fine-tuning issue on."""
+    """Training-loop settings (phonex.train)."""
 
     seed: int = 0
-    batch_size: int = 8
+    batch_size: int = 8  # per process
     grad_accum: int = 1
     lr: float = 1e-3
+    weight_decay: float = 0.0
+    schedule: str = "linear"  # transformers.get_scheduler name: warmup, then "linear" or "cosine"
     warmup_steps: int = 100
     max_steps: int = 2000
     mixed_precision: str = "auto"  # "auto", "no", "fp16", "bf16"
     clip_grad_norm: float = 1.0
+    eval_every: int = 0  # steps between dev evaluations; 0 = once per epoch
+    log_every: int = 10
     checkpoint_every: int = 200
+    keep_checkpoints: int = 2
+    max_seconds: float = 20.0  # longest clip accepted
+    drop_long: bool = False  # drop longer clips instead of stopping with an error
+    unknown: str = "error"  # label tokens outside the vocabulary: "error" or "unk"
 
 
 @dataclass

@@ -113,18 +113,30 @@ def inventory(pronunciations: Iterable[str]) -> Counter[str]:
 
 
 class Vocabulary:
-    """CTC token vocabulary: ``[PAD]`` (= blank) at id 0, ``[UNK]``, ``|``, then sorted phones.
+    """CTC token vocabulary, saved as a HuggingFace-style ``vocab.json`` ({token: id}).
 
-    Saved as a HuggingFace-style ``vocab.json`` ({token: id}).
+    Built vocabularies are ``[PAD]`` (= blank) at id 0, ``[UNK]``, ``|``, then sorted phones.
+    Checkpoints' own vocabularies (``<pad>``, ``<unk>``, letters) load too.
     """
 
-    def __init__(self, tokens: Sequence[str]):
-        if list(tokens[:3]) != [PAD, UNK, WORD_SEP]:
-            raise ValueError(f"vocabulary must start with {PAD}, {UNK}, {WORD_SEP}")
+    def __init__(self, tokens: Sequence[str], pad: str = PAD, unk: str = UNK):
         if len(set(tokens)) != len(tokens):
             raise ValueError("vocabulary has duplicate tokens")
+        if pad not in tokens:
+            raise ValueError(f"vocabulary has no blank/padding token {pad}")
         self.tokens = list(tokens)
         self.index = {t: i for i, t in enumerate(self.tokens)}
+        self.pad, self.unk = pad, unk if unk in self.index else None
+
+    @classmethod
+    def from_index(cls, index: dict[str, int]) -> Vocabulary:
+        """From ``{token: id}`` with ids 0..n-1; finds ``[PAD]``/``<pad>`` and ``[UNK]``/``<unk>``."""
+        tokens = sorted(index, key=index.get)
+        if [index[t] for t in tokens] != list(range(len(tokens))):
+            raise ValueError("vocabulary ids are not 0..n-1")
+        pad = next((t for t in (PAD, "<pad>") if t in index), PAD)
+        unk = next((t for t in (UNK, "<unk>") if t in index), UNK)
+        return cls(tokens, pad, unk)
 
     @classmethod
     def build(cls, pronunciations: Iterable[str]) -> Vocabulary:
@@ -134,7 +146,7 @@ class Vocabulary:
 
     @property
     def blank_id(self) -> int:
-        return self.index[PAD]
+        return self.index[self.pad]
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -149,10 +161,10 @@ class Vocabulary:
             word_sep: keep ``|`` tokens between words.
         """
         missing = sorted({p for p in text.split() if p not in self.index})
-        if missing and unknown == "error":
+        if missing and (unknown == "error" or self.unk is None):
             raise ValueError(f"phones not in the vocabulary: {' '.join(missing)} (in {text!r})")
-        ids = [self.index.get(p, self.index[UNK]) for p in text.split()]
-        return ids if word_sep else [i for i in ids if i != self.index[WORD_SEP]]
+        ids = [self.index.get(p, self.index.get(self.unk)) for p in text.split()]
+        return ids if word_sep else [i for i in ids if i != self.index.get(WORD_SEP)]
 
     def decode(self, ids: Iterable[int]) -> str:
         """Ids to a pronunciation string (no CTC collapsing; see phonex.decode)."""
@@ -163,5 +175,4 @@ class Vocabulary:
 
     @classmethod
     def load(cls, path: str | Path) -> Vocabulary:
-        index = json.loads(Path(path).read_text())
-        return cls(sorted(index, key=index.get))
+        return cls.from_index(json.loads(Path(path).read_text()))

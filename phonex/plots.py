@@ -181,3 +181,55 @@ def plot_feature_maps(maps: Mapping[str, np.ndarray], seconds: float) -> plt.Fig
         ax.set_xlabel("time (s)")
     axes[0][0].set_ylabel("feature bin")
     return fig
+
+
+def plot_learning_curves(
+    history: pd.DataFrame, target: float | None = None, title: str = ""
+) -> plt.Figure:
+    """Training and dev CTC loss, and dev error rate, against optimizer steps.
+
+    Args:
+        history: ``metrics.csv`` of a run (``step``, ``train_loss``, ``dev_loss``, ``dev_error``).
+        target: an error rate to draw as a dashed line.
+    """
+    fig, (loss_ax, err_ax) = plt.subplots(1, 2, figsize=(10, 3.4))
+    loss_ax.plot(history.step, history.train_loss, label="train", color="tab:blue")
+    dev = history.dropna(subset=["dev_error"])
+    loss_ax.plot(dev.step, dev.dev_loss, "o-", label="dev", color="tab:orange")
+    loss_ax.set(xlabel="step", ylabel="CTC loss", yscale="log", title="loss")
+    loss_ax.legend()
+    err_ax.plot(dev.step, 100 * dev.dev_error, "o-", color="tab:orange")
+    if target is not None:
+        err_ax.axhline(100 * target, ls="--", color="grey", label=f"target {target:.0%}")
+        err_ax.legend()
+    err_ax.set(xlabel="step", ylabel="error rate (%)", ylim=(0, None), title="dev error")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_error_by_group(frame: pd.DataFrame, group: str, title: str, ax=None) -> plt.Figure:
+    """Bar chart of error rate (%) per group (voice, phone class...): columns ``group``, ``error``."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(max(5, 0.6 * len(frame)), 3.2))
+    sns.barplot(data=frame.assign(percent=100 * frame.error), x=group, y="percent", ax=ax,
+                color="tab:blue")  # fmt: skip
+    ax.set(title=title, ylabel="error rate (%)", xlabel=group)
+    ax.tick_params(axis="x", rotation=30)
+    return ax.figure
+
+
+def plot_freezing(speed: pd.DataFrame) -> plt.Figure:
+    """Trainable share of parameters and training speed per freezing choice (one row each).
+
+    Args:
+        speed: index = choice, columns ``trainable``, ``total``, ``audio_s_per_s``.
+    """
+    fig, (share_ax, speed_ax) = plt.subplots(1, 2, figsize=(10, 3.2))
+    share_ax.barh(speed.index, 100 * speed.trainable / speed.total, color="tab:blue")
+    share_ax.set(xlabel="trainable parameters (%)", xlim=(0, 100), title="what trains")
+    speed_ax.barh(speed.index, speed.audio_s_per_s, color="tab:green")
+    speed_ax.set(xlabel="seconds of audio per second", title="training speed")
+    speed_ax.set_yticklabels([])
+    fig.tight_layout()
+    return fig

@@ -69,5 +69,15 @@ def test_vocabulary_rejects_unknown_phones_unless_asked():
     with pytest.raises(ValueError, match="not in the vocabulary: ʒ"):
         vocab.encode("h ʒ aɪ")
     assert vocab.encode("h ʒ aɪ", unknown="unk")[1] == vocab.index[UNK]
-    with pytest.raises(ValueError, match="must start with"):
-        Vocabulary(["a", PAD, UNK])
+    with pytest.raises(ValueError, match="no blank"):
+        Vocabulary(["a", UNK])
+
+
+def test_vocabulary_reads_a_character_checkpoint_vocab():
+    # wav2vec2-base-960h's vocab.json: <pad> is the blank, "|" the word separator
+    hf = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, "|": 4, "E": 5, "T": 6}
+    vocab = Vocabulary.from_index(hf)
+    assert (vocab.blank_id, vocab.unk) == (0, "<unk>")
+    assert vocab.encode("T E | Q", unknown="unk") == [6, 5, 4, 3]
+    with pytest.raises(ValueError, match="0..n-1"):
+        Vocabulary.from_index({"<pad>": 0, "a": 2})

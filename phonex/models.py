@@ -1,0 +1,330 @@
+"""CTC models: named checkpoints, tiny from-scratch configs, loading, saving and freezing.
+
+Every model, real or tiny, goes through :func:`load_model`; a trained model is one
+self-describing directory (``config.json`` + weights from ``save_pretrained``, ``vocab.json``,
+``preprocessor_config.json`` and ``phonex.json``) that :func:`load_model` reads back.
+
+Freezing counts *transformer layers*, not parameter tensors: ``trainable_layers=2`` trains the
+last two blocks of ``model.<base>.encoder.layers`` and the CTC head.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModelForCTC,
+    PreTrainedModel,
+    Wav2Vec2Config,
+    Wav2Vec2FeatureExtractor,
+    Wav2Vec2ForCTC,
+)
+from transformers.utils import logging as hf_logging
+
+from phonex.phonemes import Vocabulary
+
+# Registry names for the checkpoints of the mission; any other hub id or local folder works too.
+REGISTRY = {
+    "wav2vec2-base": "facebook/wav2vec2-base",
+    "wav2vec2-base-960h": "facebook/wav2vec2-base-960h",
+    "wav2vec2-large-960h-lv60-self": "facebook/wav2vec2-large-960h-lv60-self",
+    "hubert-large-ls960-ft": "facebook/hubert-large-ls960-ft",
+    "xlsr-53": "facebook/wav2vec2-large-xlsr-53",
+    "xlsr-53-espeak": "facebook/wav2vec2-xlsr-53-espeak-cv-ft",
+    "s2t-small": "facebook/s2t-small-librispeech-asr",
+}
+
+# wav2vec2-shaped models small enough to train from scratch on a CPU. The conv feature encoder
+# keeps wav2vec2's 320x downsampling (20 ms frames at 16 kHz) with fewer channels. Time masks are
+# 100 ms with no minimum count: wav2vec2's default (two 200 ms masks) hides half a drug name.
+TINY_CONFIGS = {
+    "tiny": {
+        "hidden_size": 144, "num_hidden_layers": 4, "num_attention_heads": 4,
+        "intermediate_size": 576, "conv_dim": (64,) * 7, "num_conv_pos_embeddings": 32,
+        "num_conv_pos_embedding_groups": 16, "mask_time_length": 5, "mask_time_min_masks": 0,
+    },
+    # For tests: a few thousand parameters, two layers.
+    "tiny-test": {
+        "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+        "intermediate_size": 64, "conv_dim": (16,) * 7, "num_conv_pos_embeddings": 8,
+        "num_conv_pos_embedding_groups": 4,
+    },
+}  # fmt: skip
+
+MODEL_FILES = ("config.json", "vocab.json", "preprocessor_config.json")
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
+SIDECAR = "phonex.json"
+
+
+class ModelError(ValueError):
+    """A model that cannot be found, read or matched to a vocabulary."""
+
+
+@dataclass
+class LoadedModel:
+    """A CTC model with what is needed to feed it and read its output.
+
+    Attributes:
+        model: the ``*ForCTC`` module.
+        vocab: output tokens; ``vocab.blank_id`` is the CTC blank.
+        feature_extractor: turns waveforms into model input (normalisation, sample rate).
+        units: ``"phones"`` or ``"chars"``: what the tokens are.
+        language: espeak-ng language of the phone labels (phone models).
+        source: registry name, hub id or folder it came from.
+    """
+
+    model: PreTrainedModel
+    vocab: Vocabulary
+    feature_extractor: Wav2Vec2FeatureExtractor
+    units: str = "phones"
+    language: str = "en-us"
+    source: str = ""
+
+    @property
+    def sample_rate(self) -> int:
+        return self.feature_extractor.sampling_rate
+
+    def save(self, out_dir: str | Path) -> Path:
+        """Write the self-describing model directory (HF ``save_pretrained`` + vocab + sidecar)."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        hf_logging.disable_progress_bar()  # one bar per checkpoint is noise
+        self.model.save_pretrained(out)
+        self.feature_extractor.save_pretrained(out)
+        self.vocab.save(out / "vocab.json")
+        sidecar = {"units": self.units, "language": self.language, "source": self.source}
+        (out / SIDECAR).write_text(json.dumps(sidecar, indent=1))
+        return out
+
+
+def resolve(name: str) -> str:
+    """Registry name -> hub id; a folder or an unknown hub id is returned unchanged."""
+    return REGISTRY.get(name, name)
+
+
+def tiny_config(name: str, vocab: Vocabulary, **overrides) -> Wav2Vec2Config:
+    """A small wav2vec2 config sized to ``vocab`` (``name`` in :data:`TINY_CONFIGS`)."""
+    settings = {
+        "vocab_size": len(vocab),
+        "pad_token_id": vocab.blank_id,
+        "feat_extract_norm": "layer",
+        "do_stable_layer_norm": True,
+        "ctc_loss_reduction": "mean",
+        "ctc_zero_infinity": True,
+    }
+    return Wav2Vec2Config(**{**TINY_CONFIGS[name], **settings, **overrides})
+
+
+def feature_extractor_for(config, sample_rate: int = 16000) -> Wav2Vec2FeatureExtractor:
+    """Wav2vec2's input: zero-mean unit-variance waveform; attention mask with layer-norm convs."""
+    return Wav2Vec2FeatureExtractor(
+        sampling_rate=sample_rate,
+        do_normalize=True,
+        return_attention_mask=getattr(config, "feat_extract_norm", "layer") == "layer",
+    )
+
+
+def check_model_dir(folder: Path) -> None:
+    """Raise :class:`ModelError` naming the first file a saved model directory lacks."""
+    if not (folder / "config.json").exists():
+        raise ModelError(f"{folder}: missing config.json (not a save_pretrained directory)")
+    if not any((folder / f).exists() for f in WEIGHT_FILES):
+        raise ModelError(f"{folder}: missing model weights ({' or '.join(WEIGHT_FILES[:2])})")
+    if not (folder / "vocab.json").exists():
+        raise ModelError(f"{folder}: missing vocab.json (the CTC output tokens)")
+
+
+def _locate(name: str) -> Path:
+    """A local folder holding ``name``: the folder itself, or the hub cache (no downloads here)."""
+    folder = Path(name).expanduser()
+    if folder.is_dir():
+        check_model_dir(folder)
+        return folder
+    if folder.suffix or name.startswith((".", "/", "~")) or name.count("/") != 1:
+        raise ModelError(f"{name}: no such model directory, registry name or hub id")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(name, allow_patterns=["*.json", "*.safetensors", "*.bin"]))
+    except Exception as err:  # noqa: BLE001 - offline, unknown, gated: all mean "not here"
+        raise ModelError(
+            f"could not fetch {name!r} from the Hugging Face hub ({type(err).__name__}). "
+            "Without network access pass a local directory saved with save_pretrained instead "
+            "(e.g. model.name=models/drugs-tiny)."
+        ) from None
+
+
+def _read_vocab(folder: Path) -> Vocabulary:
+    """vocab.json of a phonex or HF character/phoneme model, as a :class:`Vocabulary`."""
+    index = json.loads((folder / "vocab.json").read_text())
+    if all(isinstance(v, dict) for v in index.values()):  # multilingual tokenizers: {lang: vocab}
+        index = next(iter(index.values()))
+    return Vocabulary.from_index(index)
+
+
+def load_model(
+    name: str,
+    vocab: Vocabulary | None = None,
+    units: str = "phones",
+    language: str = "en-us",
+    **config_overrides,
+) -> LoadedModel:
+    """Load or build a CTC model.
+
+    Args:
+        name: a :data:`TINY_CONFIGS` name (built from scratch, needs ``vocab``), a
+            :data:`REGISTRY` name, a hub id, or a local directory.
+        vocab: output tokens. ``None`` keeps the checkpoint's own head and vocabulary. A
+            vocabulary different from the checkpoint's gets a new, randomly initialised CTC head
+            sized to it; the encoder weights are kept.
+        units: ``"phones"`` or ``"chars"`` for a new head (a saved directory says its own).
+        language: espeak-ng language of phone labels, stored with the model.
+        **config_overrides: model config values, e.g. ``hidden_dropout=0.0``.
+
+    Raises:
+        ModelError: unknown name, unreachable hub id, a directory missing a file, a sequence-to-
+            sequence checkpoint (``s2t-small``: use :func:`load_seq2seq`), or no vocabulary for a
+            tiny model.
+    """
+    if name in TINY_CONFIGS:
+        if vocab is None:
+            raise ModelError(f"{name}: a model built from scratch needs a vocabulary")
+        config = tiny_config(name, vocab, **config_overrides)
+        model = Wav2Vec2ForCTC(config)
+        return LoadedModel(model, vocab, feature_extractor_for(config), units, language, name)
+
+    folder = _locate(resolve(name))
+    config = AutoConfig.from_pretrained(folder)
+    if config.is_encoder_decoder:
+        raise ModelError(
+            f"{name} is sequence-to-sequence, not CTC: use phonex.models.load_seq2seq"
+        )
+    own_vocab = _read_vocab(folder)
+    sidecar = json.loads((folder / SIDECAR).read_text()) if (folder / SIDECAR).exists() else {}
+    extractor = (
+        Wav2Vec2FeatureExtractor.from_pretrained(folder)
+        if (folder / "preprocessor_config.json").exists()
+        else feature_extractor_for(config)
+    )
+    keep_head = vocab is None or vocab.tokens == own_vocab.tokens
+    overrides = {"ctc_loss_reduction": "mean", "ctc_zero_infinity": True, **config_overrides}
+    if not keep_head:
+        overrides.update(vocab_size=len(vocab), pad_token_id=vocab.blank_id)
+    model = AutoModelForCTC.from_pretrained(
+        folder, ignore_mismatched_sizes=not keep_head, **overrides
+    )
+    if keep_head:
+        vocab = own_vocab
+        units = sidecar.get("units", "phones" if name == "xlsr-53-espeak" else "chars")
+        language = sidecar.get("language", language)
+    source = sidecar.get("source", name) if keep_head else name
+    return LoadedModel(model, vocab, extractor, units, language, source)
+
+
+def load_seq2seq(name: str = "s2t-small"):
+    """Speech2Text (sequence-to-sequence, characters), for comparison with the CTC models.
+
+    Returns:
+        ``(model, processor)`` from transformers; transcribe with ``model.generate``.
+    """
+    from transformers import Speech2TextForConditionalGeneration, Speech2TextProcessor
+
+    folder = _locate(resolve(name))
+    return (
+        Speech2TextForConditionalGeneration.from_pretrained(folder),
+        Speech2TextProcessor.from_pretrained(folder),
+    )
+
+
+# --- freezing -------------------------------------------------------------------------------
+
+
+@dataclass
+class ParameterCount:
+    trainable: int
+    total: int
+
+    @property
+    def fraction(self) -> float:
+        return self.trainable / self.total if self.total else 0.0
+
+    def __str__(self) -> str:
+        return f"{self.trainable:,} of {self.total:,} parameters trainable ({self.fraction:.1%})"
+
+
+def count_parameters(model: torch.nn.Module) -> ParameterCount:
+    params = list(model.parameters())
+    return ParameterCount(
+        sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
+    )
+
+
+def encoder_layers(model: PreTrainedModel) -> torch.nn.ModuleList:
+    """The transformer blocks of a wav2vec2/HuBERT-style model (``base.encoder.layers``)."""
+    try:
+        return model.base_model.encoder.layers
+    except AttributeError:
+        raise ModelError(f"{type(model).__name__} has no encoder.layers to freeze") from None
+
+
+def freeze(
+    model: PreTrainedModel, trainable_layers: int = -1, feature_encoder: bool = True
+) -> ParameterCount:
+    """Choose what trains: the last ``trainable_layers`` transformer blocks and the CTC head.
+
+    Args:
+        model: a ``*ForCTC`` model; changed in place.
+        trainable_layers: ``-1`` trains the whole encoder, ``N`` the last N blocks (with the
+            final layer norm), ``0`` only the CTC head.
+        feature_encoder: freeze the convolutional feature encoder (always frozen when
+            ``trainable_layers`` is not -1).
+
+    Returns:
+        trainable and total parameter counts after freezing.
+    """
+    layers = encoder_layers(model)
+    if trainable_layers < -1 or trainable_layers > len(layers):
+        raise ModelError(f"trainable_layers={trainable_layers}: model has {len(layers)} layers")
+    base = model.base_model
+    for p in model.parameters():
+        p.requires_grad = trainable_layers == -1
+    if trainable_layers == -1:
+        if feature_encoder:
+            model.freeze_feature_encoder()
+    else:
+        for layer in list(layers)[len(layers) - trainable_layers :]:
+            layer.requires_grad_(True)
+        if trainable_layers > 0 and getattr(base.config, "do_stable_layer_norm", False):
+            base.encoder.layer_norm.requires_grad_(True)  # pre-LN: norm after the last block
+    model.lm_head.requires_grad_(True)
+    return count_parameters(model)
+
+
+# --- running -------------------------------------------------------------------------------
+
+
+def resolve_precision(requested: str, device: torch.device) -> str:
+    """``"auto"`` -> bf16 on GPUs that have it, else fp16 on CUDA; full precision on CPU.
+
+    bf16 autocast works on CPU (``mixed_precision=bf16``) but is slower than fp32 on CPUs
+    without bf16 units, so ``auto`` does not pick it there (see benchmarks/).
+    """
+    if requested not in ("auto", "no", "fp16", "bf16"):
+        raise ValueError(f"mixed_precision={requested!r}: expected auto, no, fp16 or bf16")
+    if requested != "auto":
+        return requested
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "no"
+
+
+def autocast(precision: str, device: torch.device):
+    if precision == "no":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device.type, dtype=dtype)

@@ -1,0 +1,30 @@
+"""Shared fixtures: a small synthetic corpus spoken by espeak-ng, made once per test session."""
+
+import pytest
+
+from phonex.config import Config, DataConfig
+from phonex.corpus import read_manifest
+from phonex.synth import build_corpus
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory):
+    """4 drug names x the quick voice grid x (clean + 1 augmented): 72 clips in 3 voice splits."""
+    out = tmp_path_factory.mktemp("tiny-corpus")
+    manifest = build_corpus(out, DataConfig(size="quick", max_names=4, augmentations_per_clip=1))
+    return manifest, read_manifest(manifest)
+
+
+@pytest.fixture
+def train_config():
+    """Settings for a seconds-long run of the ``tiny-test`` model, without dropout or masking."""
+
+    def make(*overrides: str) -> Config:
+        return Config().override([
+            "model.name=tiny-test", "model.dropout=0.0", "model.mask_time_prob=0.0",
+            "model.freeze_feature_encoder=false", "train.batch_size=4", "train.lr=3e-3",
+            "train.warmup_steps=2", "train.max_steps=6", "train.log_every=1",
+            "train.checkpoint_every=3", *overrides,
+        ])  # fmt: skip
+
+    return make
