@@ -32,3 +32,5 @@ lab: setup
 bench: setup
 	$(BIN)/python benchmarks/bench_synth.py
 	$(BIN)/python benchmarks/bench_phonemize.py
+	$(BIN)/python benchmarks/bench_train.py
+	$(BIN)/python benchmarks/bench_recipe.py

@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py
-from common import record  # noqa: E402
+from common import record
 
-from phonex.config import DataConfig  # noqa: E402
-from phonex.corpus import read_manifest  # noqa: E402
-from phonex.synth import build_corpus  # noqa: E402
+from phonex.config import DataConfig
+from phonex.corpus import read_manifest
+from phonex.synth import build_corpus
 
 
 def run(names: int, workers: int, augmentations: int) -> dict:
@@ -30,9 +30,12 @@ def run(names: int, workers: int, augmentations: int) -> dict:
         start = time.perf_counter()
         rows = read_manifest(build_corpus(Path(tmp) / "corpus", cfg, workers=workers))
         seconds = time.perf_counter() - start
-    return {"clips": len(rows), "seconds": round(seconds, 2),
-            "clips_per_second": round(len(rows) / seconds, 1),
-            "audio_seconds_per_second": round(sum(r.duration for r in rows) / seconds, 1)}
+    return {
+        "clips": len(rows),
+        "seconds": round(seconds, 2),
+        "clips_per_second": round(len(rows) / seconds, 1),
+        "audio_seconds_per_second": round(sum(r.duration for r in rows) / seconds, 1),
+    }
 
 
 def main() -> None:

@@ -15,8 +15,13 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 def environment() -> dict:
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, check=True, cwd=RESULTS_DIR.parent).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=RESULTS_DIR.parent,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         sha = "unknown"
     return {

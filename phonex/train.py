@@ -5,7 +5,7 @@ Written in the style of nanoGPT's train.py: plain PyTorch, readable top to botto
 - Mixed precision: bf16 autocast, or fp16 autocast with ``torch.amp.GradScaler`` (the modern form
   of FP16_Optimizer's dynamic loss scaling: an overflow halves the scale and skips the step; the
   scale grows again after clean steps).
-- DDP: run under ``torchrun --nproc_per_node=N`` (or ``accelerate launch``): each process takes
+- DDP: run under ``torchrun --nproc_per_node=N -m phonex.cli train ...``: each process takes
   its slice of every global batch; gradients are synchronised only on the last micro-step.
 - Resume: a checkpoint holds model, optimizer, scheduler, scaler, RNG states, step and data
   position; batch order is a function of (seed, epoch), so a resumed run continues exactly.
@@ -359,6 +359,8 @@ def train(
     bar.close()
     result = RunResult(out_dir, out_dir / "best", state, counts.__dict__)
     _finish(result, cfg, loaded, train_set, dev_set, ddp)
+    if ddp.world > 1:
+        dist.destroy_process_group()
     return result
 
 

@@ -1,0 +1,72 @@
+"""Real-speech recipe: held-out-speaker PER on speechocean762 (configs/speechocean-tiny.yaml).
+
+Continues training the offline tiny model (models/drugs-tiny/best, trained by notebook 03 or
+``phonex train --config configs/drugs-tiny.yaml``) on ../shared/data/speechocean762-train: 75
+non-native speakers of English; 15% of speakers are held out for test and 10% for dev. Phones
+come from phonemizer (espeak-ng en-gb, the same IPA symbols as the synthetic corpus); the
+corpus's own ARPAbet lexicon is read by phonex.readers.read_kaldi if you prefer it.
+
+    python benchmarks/bench_speechocean.py [key=value ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from common import record
+
+from phonex.config import MODELS_DIR, PROCESSED_DIR, PROJ_ROOT, SHARED_DATA_DIR, Config
+from phonex.corpus import add_phones, split_by_group, write_manifest
+from phonex.evaluate import evaluate_manifest
+from phonex.readers import read_kaldi
+from phonex.train import train
+
+
+def prepare(source: Path, language: str) -> Path:
+    """speechocean762 as a phonex manifest with whole speakers held out."""
+    rows = add_phones(read_kaldi(source, phones_file=None), language)
+    rows = split_by_group(rows, "speaker", test=0.15, dev=0.1, seed=0)
+    return write_manifest(rows, PROCESSED_DIR / "speechocean762" / "manifest.jsonl")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--config", type=Path, default=PROJ_ROOT / "configs" / "speechocean-tiny.yaml"
+    )
+    parser.add_argument("--source", type=Path, default=SHARED_DATA_DIR / "speechocean762-train")
+    parser.add_argument("--out", type=Path, default=MODELS_DIR / "speechocean-tiny")
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_args()
+    if not args.source.is_dir():
+        sys.exit(f"{args.source}: not found (speechocean762 is optional; see README)")
+    cfg = Config.load(args.config).override(args.overrides)
+    if not Path(cfg.model.name).is_absolute() and (PROJ_ROOT / cfg.model.name).is_dir():
+        cfg = cfg.override([f"model.name={PROJ_ROOT / cfg.model.name}"])
+    manifest = prepare(args.source, cfg.data.language)
+    shutil.rmtree(args.out, ignore_errors=True)
+    start = time.time()
+    result = train(cfg, [manifest], args.out, resume=False)
+    minutes = (time.time() - start) / 60
+    test = evaluate_manifest(result.best_dir, manifest, "test")
+    hypotheses = test.pop("hypotheses")
+    record(
+        "recipe_speechocean",
+        {
+            "command": "python benchmarks/bench_speechocean.py " + " ".join(args.overrides),
+            "config": cfg.to_dict(),
+            "train_minutes": round(minutes, 2),
+            "best_dev_per": round(result.state.best_error, 4),
+            "test_per": round(test["error"], 4),
+            "test": test,
+            "example_hypotheses": hypotheses[:3],
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
