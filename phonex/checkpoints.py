@@ -12,6 +12,7 @@ import hashlib
 import math
 import random
 import shutil
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,14 +33,13 @@ def vocab_hash(vocab: Vocabulary) -> str:
 
 
 def git_sha() -> str:
-    head = PROJ_ROOT / ".git" / "HEAD"
+    """The project's commit, recorded with each checkpoint ("unknown" outside a git checkout)."""
     try:
-        ref = head.read_text().strip()
-        if ref.startswith("ref: "):
-            return (PROJ_ROOT / ".git" / ref[5:]).read_text().strip()[:12]
-        return ref[:12]
-    except OSError:
+        done = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=PROJ_ROOT,
+                              capture_output=True, text=True, check=True)  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
         return "unknown"
+    return done.stdout.strip()
 
 
 @dataclass
