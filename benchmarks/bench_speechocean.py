@@ -45,6 +45,7 @@ def main() -> None:
     if not args.source.is_dir():
         sys.exit(f"{args.source}: not found (speechocean762 is optional; see README)")
     cfg = Config.load(args.config).override(args.overrides)
+    recorded = cfg.to_dict()  # as given: no paths of this machine in the record
     if not Path(cfg.model.name).is_absolute() and (PROJ_ROOT / cfg.model.name).is_dir():
         cfg = cfg.override([f"model.name={PROJ_ROOT / cfg.model.name}"])
     manifest = prepare(args.source, cfg.data.language)
@@ -58,7 +59,7 @@ def main() -> None:
         "recipe_speechocean",
         {
             "command": "python benchmarks/bench_speechocean.py " + " ".join(args.overrides),
-            "config": cfg.to_dict(),
+            "config": recorded,
             "train_minutes": round(minutes, 2),
             "best_dev_per": round(result.state.best_error, 4),
             "test_per": round(test["error"], 4),
