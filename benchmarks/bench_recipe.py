@@ -10,17 +10,13 @@ directory, scores the best checkpoint on the test split and records the result.
 from __future__ import annotations
 
 import argparse
-import shutil
-import time
 from pathlib import Path
 
 import torch
-from common import record
+from common import record, train_and_score
 
 from phonex.config import MODELS_DIR, PROCESSED_DIR, PROJ_ROOT, Config
-from phonex.evaluate import evaluate_manifest
 from phonex.synth import build_corpus
-from phonex.train import train
 
 TARGET_PER = 0.10
 TARGET_MINUTES = 15
@@ -35,25 +31,16 @@ def main() -> None:
     cfg = Config.load(args.config).override(args.overrides)
     corpus = PROCESSED_DIR / f"drugs-{cfg.data.size}"
     manifest = build_corpus(corpus, cfg.data, cfg.audio.sample_rate)
-    shutil.rmtree(args.out, ignore_errors=True)  # a fresh run, not a resumed one
-    start = time.time()
-    result = train(cfg, [manifest], args.out, resume=False)
-    minutes = (time.time() - start) / 60
-    test = evaluate_manifest(result.best_dir, manifest, "test")
-    hypotheses = test.pop("hypotheses")
+    scored = train_and_score(cfg, manifest, args.out)
     record(
         "recipe_drugs_tiny",
         {
             "command": "python benchmarks/bench_recipe.py " + " ".join(args.overrides),
             "config": cfg.to_dict(),
             "torch_threads": torch.get_num_threads(),
-            "train_minutes": round(minutes, 2),
-            "best_dev_per": round(result.state.best_error, 4),
-            "test": test,
-            "test_per": round(test["error"], 4),
-            "example_hypotheses": hypotheses[:5],
+            **scored,
             "targets": {"test_per_max": TARGET_PER, "train_minutes_max": TARGET_MINUTES},
-            "met": test["error"] <= TARGET_PER and minutes <= TARGET_MINUTES,
+            "met": scored["test_per"] <= TARGET_PER and scored["train_minutes"] <= TARGET_MINUTES,
         },
     )
 

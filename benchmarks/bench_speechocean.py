@@ -12,18 +12,14 @@ corpus's own ARPAbet lexicon is read by phonex.readers.read_kaldi if you prefer 
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-import time
 from pathlib import Path
 
-from common import record
+from common import record, train_and_score
 
 from phonex.config import MODELS_DIR, PROCESSED_DIR, PROJ_ROOT, SHARED_DATA_DIR, Config
 from phonex.corpus import add_phones, split_by_group, write_manifest
-from phonex.evaluate import evaluate_manifest
 from phonex.readers import read_kaldi
-from phonex.train import train
 
 
 def prepare(source: Path, language: str) -> Path:
@@ -49,22 +45,12 @@ def main() -> None:
     if not Path(cfg.model.name).is_absolute() and (PROJ_ROOT / cfg.model.name).is_dir():
         cfg = cfg.override([f"model.name={PROJ_ROOT / cfg.model.name}"])
     manifest = prepare(args.source, cfg.data.language)
-    shutil.rmtree(args.out, ignore_errors=True)
-    start = time.time()
-    result = train(cfg, [manifest], args.out, resume=False)
-    minutes = (time.time() - start) / 60
-    test = evaluate_manifest(result.best_dir, manifest, "test")
-    hypotheses = test.pop("hypotheses")
     record(
         "recipe_speechocean",
         {
             "command": "python benchmarks/bench_speechocean.py " + " ".join(args.overrides),
             "config": recorded,
-            "train_minutes": round(minutes, 2),
-            "best_dev_per": round(result.state.best_error, 4),
-            "test_per": round(test["error"], 4),
-            "test": test,
-            "example_hypotheses": hypotheses[:3],
+            **train_and_score(cfg, manifest, args.out, examples=3),
         },
     )
 

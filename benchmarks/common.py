@@ -7,30 +7,23 @@ import importlib.metadata
 import json
 import os
 import platform
-import subprocess
+import shutil
+import time
 from pathlib import Path
+
+from phonex.checkpoints import git_sha
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
 def environment() -> dict:
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=RESULTS_DIR.parent,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        sha = "unknown"
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}",
         "cpu": _cpu_name(),
         "python": platform.python_version(),
         "versions": {p: importlib.metadata.version(p) for p in ("phonex", "torch", "phonemizer")},
-        "git_sha": sha,
+        "git_sha": git_sha(),
     }
 
 
@@ -52,3 +45,23 @@ def record(name: str, result: dict) -> Path:
     path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
     print(json.dumps(payload, indent=2, ensure_ascii=False))
     return path
+
+
+def train_and_score(cfg, manifest: Path, out_dir: Path, examples: int = 5) -> dict:
+    """Train a fresh run (not a resumed one) on ``manifest`` and score its best model on test."""
+    from phonex.evaluate import evaluate_manifest
+    from phonex.train import train
+
+    shutil.rmtree(out_dir, ignore_errors=True)
+    start = time.time()
+    result = train(cfg, [manifest], out_dir, resume=False)
+    minutes = (time.time() - start) / 60
+    test = evaluate_manifest(result.best_dir, manifest, "test")
+    hypotheses = test.pop("hypotheses")
+    return {
+        "train_minutes": round(minutes, 2),
+        "best_dev_per": round(result.state.best_error, 4),
+        "test_per": round(test["error"], 4),
+        "test": test,
+        "example_hypotheses": hypotheses[:examples],
+    }
