@@ -34,3 +34,4 @@ bench: setup
 	$(BIN)/python benchmarks/bench_phonemize.py
 	$(BIN)/python benchmarks/bench_train.py
 	$(BIN)/python benchmarks/bench_recipe.py
+	$(BIN)/python benchmarks/bench_recognition.py

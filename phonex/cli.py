@@ -46,6 +46,52 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_clips(paths: list[Path], sample_rate: int) -> tuple[list[str], list, int]:
+    """Load every file it can; name each one it cannot on stderr and go on with the rest."""
+    from phonex.audio import AudioError, load_audio
+
+    names, waves, failed = [], [], 0
+    for path in paths:
+        try:
+            waves.append(load_audio(path, sample_rate, allow_silence=True))
+            names.append(str(path))
+        except AudioError as err:
+            print(f"phonex: skipped: {err}", file=sys.stderr)
+            failed += 1
+    return names, waves, failed
+
+
+def cmd_recognize(args: argparse.Namespace) -> int:
+    from phonex.lexicon import read_lexicon_file
+    from phonex.recognize import Recognizer
+
+    on_error = "raise" if args.strict else "skip"
+    recognizer = Recognizer(args.model, read_lexicon_file(args.lexicon), on_error=on_error)
+    names, waves, failed = _read_clips(args.audio, recognizer.loaded.sample_rate)
+    for result in recognizer.recognize(waves, names, args.top) if waves else []:
+        if args.json:
+            print(json.dumps(result.to_json(), ensure_ascii=False))
+        else:
+            flag = "  (low confidence)" if result.low_confidence else ""
+            ranked = "  ".join(f"{c.word} ({c.score:.1f})" for c in result.candidates)
+            print(f"{result.path}\t{ranked}{flag}")
+    return 1 if failed else 0
+
+
+def cmd_transcribe(args: argparse.Namespace) -> int:
+    from phonex.models import load_model
+    from phonex.recognize import transcribe
+
+    loaded = load_model(str(args.model))
+    names, waves, failed = _read_clips(args.audio, loaded.sample_rate)
+    for name, phones in zip(names, transcribe(loaded, waves) if waves else []):
+        if args.json:
+            print(json.dumps({"path": name, "phones": phones}, ensure_ascii=False))
+        else:
+            print(f"{name}\t{phones}")
+    return 1 if failed else 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from phonex.runner import doctor
 
@@ -112,6 +158,40 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", default="test", help="split to score (default: test)")
     evaluate.add_argument("--batch-size", type=int, default=16)
     evaluate.set_defaults(func=cmd_evaluate)
+
+    recognize = sub.add_parser(
+        "recognize",
+        help="rank the words of a lexicon for each audio file (CTC lexicon scoring)",
+        description="Score every lexicon entry against each file with the CTC forward algorithm "
+        "and print the best ones: score is log P(word | audio) in nats. A file that sounds like "
+        "no lexicon word (silence, noise) is marked low-confidence. Files that cannot be read "
+        "are named on stderr and skipped (exit status 1).",
+    )
+    recognize.add_argument(
+        "--model", required=True, help="model directory, registry name or hub id"
+    )
+    recognize.add_argument(
+        "--lexicon", type=Path, required=True,
+        help="text file: one word or multi-word name a line; blank lines and # comments ignored",
+    )  # fmt: skip
+    recognize.add_argument("--top", type=int, default=5, help="candidates per file (default 5)")
+    recognize.add_argument("--json", action="store_true", help="one JSON object per line")
+    recognize.add_argument(
+        "--strict", action="store_true",
+        help="stop on a lexicon word the model cannot spell, instead of skipping it with a warning",
+    )  # fmt: skip
+    recognize.add_argument("audio", type=Path, nargs="+", help="audio files (any rate, channels)")
+    recognize.set_defaults(func=cmd_recognize)
+
+    transcribe = sub.add_parser(
+        "transcribe", help="greedy CTC transcript of each audio file: IPA phones, space-separated"
+    )
+    transcribe.add_argument(
+        "--model", required=True, help="model directory, registry name or hub id"
+    )
+    transcribe.add_argument("--json", action="store_true", help="one JSON object per line")
+    transcribe.add_argument("audio", type=Path, nargs="+", help="audio files (any rate, channels)")
+    transcribe.set_defaults(func=cmd_transcribe)
 
     doctor = sub.add_parser("doctor", help="show versions, espeak-ng, torchaudio and TTS engines")
     doctor.set_defaults(func=cmd_doctor)

@@ -1,19 +1,32 @@
-"""Reading CTC output: greedy decoding and error rates.
+"""Reading CTC output: greedy decoding, lexicon scoring and fuzzy matching.
 
-Error rates are corpus-level (all edits over all reference tokens) through jiwer, with phones or
-characters as the "words" jiwer counts; the word separator ``|`` is not a phone and is left out
-of the phone error rate.
+Lexicon scoring asks, for every word of a lexicon given at run time, how likely its pronunciation
+is under a clip's emissions: ``log P(phones | audio)``, summed over all CTC alignments (the CTC
+forward algorithm, the same quantity ``ctc_loss`` negates). The best-scoring words are the
+recognition result, so a new drug name needs a pronunciation, not retraining. The forward pass
+runs over the whole lexicon and several clips at once, in the probability domain with the
+per-frame rescaling of HMM textbooks (Rabiner 1989), which needs no ``logsumexp``.
+
+The seed project's baseline is kept for comparison: decode a transcript, then find the closest
+lexicon entry by edit distance (:func:`fuzzy_rank`, rapidfuzz).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import jiwer
 import torch
+from rapidfuzz import process
+from rapidfuzz.distance import Levenshtein
 
-from phonex.phonemes import WORD_SEP, Vocabulary
+from phonex.phonemes import Vocabulary
+
+# Frame probabilities are floored so that a word the audio rules out still gets a finite,
+# very low score (about -69 nats per frame) instead of underflowing the whole row to zero.
+_PROB_FLOOR = 1e-30
 
 
 def greedy_decode(
@@ -39,45 +52,239 @@ def greedy_decode(
     return out
 
 
+# --- lexicon scoring ------------------------------------------------------------------------
+
+
 @dataclass
-class ErrorRate:
-    """Edits against references, counted over tokens (phones or characters)."""
+class CompiledLexicon:
+    """A lexicon as CTC label sequences of one model's vocabulary.
 
-    rate: float
-    substitutions: int
-    deletions: int
-    insertions: int
-    reference_tokens: int
+    A word may have several pronunciations (variants); its score is the best of theirs.
 
-    def as_dict(self, prefix: str) -> dict[str, float]:
-        return {
-            prefix: self.rate,
-            f"{prefix}_sub": self.substitutions,
-            f"{prefix}_del": self.deletions,
-            f"{prefix}_ins": self.insertions,
-        }
+    Attributes:
+        words: the entries, in input order.
+        variants: ``[M]`` token strings, e.g. ``"n oʊ v ə | l ɔ ɡ"``.
+        variant_word: ``[M]`` index into ``words`` of each variant.
+        labels: ``[M, S]`` token ids, padded with the blank id.
+        label_lengths: ``[M]`` tokens per variant.
+        blank: the blank id.
+    """
+
+    words: list[str]
+    variants: list[str]
+    variant_word: torch.Tensor
+    labels: torch.Tensor
+    label_lengths: torch.Tensor
+    blank: int
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def pronunciations(self) -> dict[str, list[str]]:
+        """``{word: [variant, ...]}``."""
+        out: dict[str, list[str]] = {w: [] for w in self.words}
+        for variant, w in zip(self.variants, self.variant_word.tolist()):
+            out[self.words[w]].append(variant)
+        return out
 
 
-def _tokens(text: str, keep_word_sep: bool) -> str:
-    return " ".join(t for t in text.split() if keep_word_sep or t != WORD_SEP)
-
-
-def error_rate(
-    references: Sequence[str], hypotheses: Sequence[str], keep_word_sep: bool = False
-) -> ErrorRate:
-    """Token error rate of space-separated token strings (PER for phones, CER for characters).
+def compile_lexicon(
+    pronunciations: Mapping[str, Sequence[str]], vocab: Vocabulary, on_error: str = "skip"
+) -> CompiledLexicon:
+    """Turn ``{word: [token string, ...]}`` into label tensors for :func:`ctc_log_likelihoods`.
 
     Args:
-        references: true token strings, e.g. ``"n oʊ v oʊ | l ɔ ɡ"``.
-        hypotheses: decoded token strings, same order.
-        keep_word_sep: count ``|`` as a token (CER over characters with spaces).
+        pronunciations: one or more space-separated token strings per word (phones, or
+            characters with ``|`` between words). Repeated variants are merged.
+        vocab: the model's output tokens.
+        on_error: a word none of whose variants the vocabulary can spell (or with no variant at
+            all): ``"skip"`` (left out, with one warning naming every such word) or ``"raise"``.
+
+    Raises:
+        ValueError: nothing left to score, or an unusable word with ``on_error="raise"``.
     """
-    if len(references) != len(hypotheses):
-        raise ValueError(f"{len(references)} references but {len(hypotheses)} hypotheses")
-    refs = [_tokens(r, keep_word_sep) for r in references]
-    hyps = [_tokens(h, keep_word_sep) for h in hypotheses]
-    if not refs or any(not r for r in refs):
-        raise ValueError("error rate needs non-empty references")
-    out = jiwer.process_words(refs, hyps)
-    total = out.hits + out.substitutions + out.deletions
-    return ErrorRate(out.wer, out.substitutions, out.deletions, out.insertions, total)
+    if on_error not in ("skip", "raise"):
+        raise ValueError(f"on_error must be 'skip' or 'raise', not {on_error!r}")
+    words, variants, owner, unusable = [], [], [], {}
+    for word, prons in pronunciations.items():
+        usable = [p for p in dict.fromkeys(prons) if p.split() and _spellable(p, vocab)]
+        if not usable:
+            missing = sorted({t for p in prons for t in p.split() if t not in vocab.index})
+            unusable[word] = f"{' '.join(missing)} not in the model" if missing else "empty"
+            continue
+        words.append(word)
+        variants += usable
+        owner += [len(words) - 1] * len(usable)
+    if unusable:
+        listed = "; ".join(f"{w!r}: {why}" for w, why in unusable.items())
+        if on_error == "raise":
+            raise ValueError(f"{len(unusable)} lexicon word(s) cannot be scored: {listed}")
+        warnings.warn(f"skipping {len(unusable)} lexicon word(s): {listed}", stacklevel=2)
+    if not words:
+        raise ValueError("the lexicon has no word this model can score")
+    ids = [vocab.encode(v) for v in variants]
+    labels = torch.full((len(ids), max(map(len, ids))), vocab.blank_id, dtype=torch.long)
+    for i, seq in enumerate(ids):
+        labels[i, : len(seq)] = torch.tensor(seq)
+    return CompiledLexicon(
+        words, variants, torch.tensor(owner), labels,
+        torch.tensor([len(s) for s in ids]), vocab.blank_id,
+    )  # fmt: skip
+
+
+def _spellable(tokens: str, vocab: Vocabulary) -> bool:
+    return all(t in vocab.index and t != vocab.pad for t in tokens.split())
+
+
+@torch.no_grad()
+def ctc_log_likelihoods(
+    log_probs: torch.Tensor,
+    lexicon: CompiledLexicon,
+    lengths: torch.Tensor | None = None,
+    clips_per_chunk: int = 32,
+    length_groups: int = 4,
+) -> torch.Tensor:
+    """``log P(word | clip)`` of every lexicon word, summed over CTC alignments (nats).
+
+    Equal to ``-ctc_loss(reduction="none")`` of each pronunciation, maximised over a word's
+    variants, but computed for all words and several clips at once. Clips are taken longest
+    first, so a chunk stops at its longest clip and finished clips drop out; pronunciations are
+    grouped by length, so short words do not pay for the longest one.
+
+    Args:
+        log_probs: ``[clips, frames, vocab]`` log-softmax output.
+        lexicon: from :func:`compile_lexicon`, in the same vocabulary.
+        lengths: ``[clips]`` valid frames (default: all).
+        clips_per_chunk: clips scored together (memory: chunk x variants x 2 x tokens floats).
+        length_groups: pronunciation groups of similar length.
+
+    Returns:
+        ``[clips, words]`` scores; ``-inf`` for a pronunciation too long for the clip.
+    """
+    clips, frames, vocab_size = log_probs.shape
+    lengths = torch.full((clips,), frames) if lengths is None else lengths.cpu()
+    groups = _label_groups(lexicon, length_groups, zero_column=vocab_size)
+    variant_scores = torch.empty(clips, len(lexicon.variants))
+    order = torch.argsort(lengths, descending=True, stable=True)
+    for start in range(0, clips, clips_per_chunk):
+        idx = order[start : start + clips_per_chunk]
+        probs = log_probs[idx, : int(lengths[idx[0]])].float().exp().clamp_min(_PROB_FLOOR)
+        probs = torch.cat([probs, probs.new_zeros(*probs.shape[:2], 1)], dim=-1)
+        for variants, ext, skip, last in groups:
+            variant_scores[idx[:, None], variants] = _forward(probs, lengths[idx], ext, skip, last)
+    words = torch.full((clips, len(lexicon.words)), -math.inf)
+    index = lexicon.variant_word.expand(clips, -1)
+    return words.scatter_reduce(1, index, variant_scores, reduce="amax")
+
+
+def _label_groups(lexicon: CompiledLexicon, n_groups: int, zero_column: int) -> list[tuple]:
+    """Pronunciations in groups of similar length, each as CTC state tensors.
+
+    Per group: variant indices, ``ext`` [variants, states] (blank, l1, blank, ..., blank; states
+    past a variant's end read ``zero_column``, an all-zero emission, so nothing flows there),
+    ``skip`` (1 where s-2 -> s is allowed: into a label unlike the one before it) and ``last``
+    (the final blank; ``last - 1`` is the final label).
+    """
+    order = torch.argsort(lexicon.label_lengths, stable=True)
+    groups = []
+    for variants in torch.tensor_split(order, min(n_groups, len(order))):
+        lengths = lexicon.label_lengths[variants]
+        labels = lexicon.labels[variants, : int(lengths.max())]
+        states = 2 * labels.shape[1] + 1
+        ext = torch.full((len(variants), states), lexicon.blank, dtype=torch.long)
+        ext[:, 1::2] = labels
+        ext[torch.arange(states) >= (2 * lengths + 1)[:, None]] = zero_column
+        skip = torch.zeros(len(variants), states)
+        skip[:, 3::2] = (labels[:, 1:] != labels[:, :-1]).float()
+        groups.append((variants, ext, skip, 2 * lengths))
+    return groups
+
+
+def _forward(probs, lengths, ext, skip, last) -> torch.Tensor:
+    """Scaled CTC forward pass over ``[clips, frames, vocab + 1]`` emission probabilities.
+
+    Clips are sorted longest first, so the clips still running at frame t are a prefix. Each
+    frame's forward variables are divided by their sum (whose log is kept), so nothing
+    underflows. Returns ``[clips, variants]`` log P.
+    """
+    alpha = probs[:, 0][:, ext]  # [clips, variants, states]
+    alpha[..., 2:] = 0.0  # a path starts with a blank or the first label
+    total = alpha.sum(-1, keepdim=True)
+    alpha /= total
+    log_scale = total.squeeze(-1).log()
+    skip = skip[:, 2:]
+    for t in range(1, probs.shape[1]):
+        n = int((lengths > t).sum())
+        prev = alpha[:n]
+        moved = prev.clone()
+        moved[..., 1:] += prev[..., :-1]
+        moved[..., 2:] += prev[..., :-2] * skip
+        moved *= probs[:n, t][:, ext]
+        total = moved.sum(-1, keepdim=True)
+        alpha[:n] = moved / total
+        log_scale[:n] += total.squeeze(-1).log()
+    end = alpha.gather(2, last.expand(len(alpha), -1)[..., None]).squeeze(-1)
+    end += alpha.gather(2, (last - 1).expand(len(alpha), -1)[..., None]).squeeze(-1)
+    return log_scale + end.log()
+
+
+# --- ranking --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A lexicon word and its score: CTC log-likelihood in nats, or fuzzy similarity in [0, 1]."""
+
+    word: str
+    score: float
+
+
+def top_candidates(
+    scores: torch.Tensor, words: Sequence[str], top: int = 5
+) -> list[list[Candidate]]:
+    """Rank each row of ``[clips, words]`` scores, best first (ties keep lexicon order)."""
+    k = min(top, len(words))
+    order = torch.sort(scores, dim=-1, descending=True, stable=True)
+    return [
+        [Candidate(words[i], float(s)) for i, s in zip(idx[:k].tolist(), vals[:k].tolist())]
+        for idx, vals in zip(order.indices, order.values)
+    ]
+
+
+def fuzzy_rank(
+    queries: Sequence[str],
+    pronunciations: Mapping[str, Sequence[str]],
+    top: int = 5,
+    tokens: bool = True,
+) -> list[list[Candidate]]:
+    """The seed project's baseline: the lexicon entries closest to each decoded transcript.
+
+    Args:
+        queries: decoded transcripts (phone strings, or text from a seq2seq model).
+        pronunciations: ``{word: [variant, ...]}`` in the same form as the queries.
+        top: candidates per query.
+        tokens: compare space-separated tokens (phones; ``|`` ignored) rather than characters.
+
+    Returns:
+        per query, the best ``top`` words by normalised Levenshtein similarity (1 = identical).
+    """
+
+    def prepare(text: str):
+        return [t for t in text.split() if t != "|"] if tokens else " ".join(text.lower().split())
+
+    choices, owners = [], []
+    for word, prons in pronunciations.items():
+        for p in dict.fromkeys(prons):
+            choices.append(prepare(p))
+            owners.append(word)
+    out = []
+    for query in queries:
+        hits = process.extract(
+            prepare(query), choices, scorer=Levenshtein.normalized_similarity,
+            limit=None, processor=None,
+        )  # fmt: skip
+        best: dict[str, float] = {}
+        for _, score, i in sorted(hits, key=lambda h: (-h[1], h[2])):
+            best.setdefault(owners[i], score)
+        out.append([Candidate(w, s) for w, s in list(best.items())[:top]])
+    return out

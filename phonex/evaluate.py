@@ -8,7 +8,8 @@ import torch
 
 from phonex.corpus import read_manifest
 from phonex.data import DataError, SpeechDataset, collate, sorted_batches
-from phonex.decode import error_rate, greedy_decode
+from phonex.decode import greedy_decode
+from phonex.metrics import error_rate
 from phonex.models import LoadedModel, autocast, load_model
 
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from transformers import (
     AutoConfig,
@@ -328,3 +330,46 @@ def autocast(precision: str, device: torch.device):
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device.type, dtype=dtype)
+
+
+@torch.no_grad()
+def emissions(
+    loaded: LoadedModel, waves: Sequence[np.ndarray], batch_size: int = 16, precision: str = "no"
+) -> list[torch.Tensor]:
+    """CTC log-probabilities of each waveform: the emission matrices.
+
+    Args:
+        loaded: a CTC model.
+        waves: mono float waveforms at ``loaded.sample_rate``.
+        batch_size: clips per forward pass (sorted by length, so padding stays small).
+        precision: autocast dtype, as in training (``"no"``, ``"bf16"``, ``"fp16"``).
+
+    Returns:
+        per clip, ``[frames, vocab]`` float32 log-softmax on the CPU, frames of its own length.
+    """
+    model = loaded.model
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    lengths = np.array([len(w) for w in waves])
+    out: list[torch.Tensor | None] = [None] * len(waves)
+    for start in range(0, len(waves), batch_size):
+        idx = np.argsort(-lengths, kind="stable")[start : start + batch_size]
+        values = torch.zeros(len(idx), int(lengths[idx].max()))
+        mask = torch.zeros_like(values, dtype=torch.long)
+        for row, i in enumerate(idx):
+            wave = torch.as_tensor(np.asarray(waves[i], dtype=np.float32))
+            if loaded.feature_extractor.do_normalize:  # as Wav2Vec2FeatureExtractor
+                wave = (wave - wave.mean()) / torch.sqrt(wave.var(unbiased=False) + 1e-7)
+            values[row, : len(wave)], mask[row, : len(wave)] = wave, 1
+        inputs = {"input_values": values.to(device)}
+        if loaded.feature_extractor.return_attention_mask:
+            inputs["attention_mask"] = mask.to(device)
+        with autocast(precision, device):
+            logits = model(**inputs).logits
+        log_probs = torch.log_softmax(logits.float(), dim=-1).cpu()
+        frames = model._get_feat_extract_output_lengths(torch.as_tensor(lengths[idx]))
+        for row, i in enumerate(idx):
+            out[i] = log_probs[row, : int(frames[row])]
+    model.train(was_training)
+    return out

@@ -233,3 +233,76 @@ def plot_freezing(speed: pd.DataFrame) -> plt.Figure:
     speed_ax.set_yticklabels([])
     fig.tight_layout()
     return fig
+
+
+def plot_accuracy_vs_snr(summary: pd.DataFrame, target: float | None = None) -> plt.Figure:
+    """Top-k accuracy (%) against SNR, one line per method and k.
+
+    Args:
+        summary: one row per (method, condition): ``method``, ``snr`` (NaN = clean), ``top1``
+            and ``top5``.
+        target: a top-1 accuracy to draw as a dashed line.
+    """
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    finite = summary.snr.dropna()
+    clean_x = (finite.max() + 5) if len(finite) else 0  # clean drawn right of the best SNR
+    for (method, k), style in zip(
+        [(m, k) for m in summary.method.unique() for k in ("top1", "top5")],
+        ["o-", "s--", "^-", "v--", "d-", "x--"],
+    ):
+        rows = summary[summary.method == method].assign(x=lambda f: f.snr.fillna(clean_x))
+        rows = rows.sort_values("x")
+        ax.plot(rows.x, 100 * rows[k], style, label=f"{method}, {k.replace('top', 'top-')}")
+    if target is not None:
+        ax.axhline(100 * target, ls=":", color="grey", label=f"target {target:.0%}")
+    ticks = sorted(finite.unique())
+    ax.set_xticks(ticks + [clean_x], [f"{t:g}" for t in ticks] + ["clean"])
+    ax.set(xlabel="SNR (dB)", ylabel="accuracy (%)", ylim=(0, 101),
+           title="Drug-name recognition on held-out voices")  # fmt: skip
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_confusions(matrix: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Heat map of a (small) confusion matrix: rows true words, columns recognised words."""
+    size = max(4.0, 0.32 * len(matrix.columns) + 2)
+    fig, ax = plt.subplots(figsize=(size + 1, max(3.5, 0.32 * len(matrix) + 1.5)))
+    sns.heatmap(matrix, annot=True, fmt="d", cmap="Blues", cbar=False, ax=ax,
+                annot_kws={"fontsize": 7}, mask=matrix == 0)  # fmt: skip
+    ax.set(title=title, xlabel="recognised as", ylabel="spoken")
+    fig.tight_layout()
+    return fig
+
+
+def plot_pair_distance(pairs: pd.DataFrame) -> plt.Figure:
+    """Look-alike/sound-alike pairs: confusion rate against articulatory feature distance."""
+    pairs = pairs.dropna(subset=["confusion_rate"])  # pairs without clips say nothing
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    ax.scatter(pairs.feature_distance, 100 * pairs.confusion_rate, alpha=0.6)
+    for row in pairs[pairs.confusion_rate > 0].itertuples():
+        ax.annotate(f"{row.a}/{row.b}", (row.feature_distance, 100 * row.confusion_rate),
+                    fontsize=7, xytext=(3, 3), textcoords="offset points")  # fmt: skip
+    ax.set(xlabel="feature edit distance per phone (panphon)", ylabel="confused (% of clips)",
+           title="Sound-alike drug pairs: how close, how often confused")  # fmt: skip
+    fig.tight_layout()
+    return fig
+
+
+def plot_agreement(groups: Mapping[str, Sequence[float]], threshold: float) -> plt.Figure:
+    """Histograms of recognition agreement (how much of the best word was heard) per kind of clip.
+
+    Args:
+        groups: ``{kind of clip: agreements in [0, 1]}``.
+        threshold: the low-confidence threshold, drawn as a dashed line.
+    """
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    bins = np.linspace(0, 1, 21)
+    for name, values in groups.items():
+        ax.hist(values, bins=bins, alpha=0.55, label=f"{name} ({len(values)})", density=True)
+    ax.axvline(threshold, ls="--", color="grey", label=f"low confidence below {threshold:g}")
+    ax.set(xlabel="agreement of the heard phones with the best word", ylabel="density",
+           title="Does the clip sound like a lexicon word?")  # fmt: skip
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    return fig

@@ -13,6 +13,7 @@ a run that is killed leaves only whole files, and a rerun skips every clip alrea
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from concurrent.futures import ProcessPoolExecutor
@@ -233,7 +234,10 @@ def build_corpus(
     test = cfg.test_voices or grid.test_speakers
     test = [s for s in test if s in {r.speaker for r in rows}]
     test += sorted({r.speaker for r in rows if r.engine != "espeak"})  # other engines: test only
-    rows = split_by_group(rows, key="speaker", test=test, dev=cfg.dev_fraction, seed=cfg.seed)
+    if set(test) >= {r.speaker for r in rows}:  # only unheard voices (piper alone): all test
+        rows = [dataclasses.replace(r, split="test") for r in rows]
+    else:
+        rows = split_by_group(rows, key="speaker", test=test, dev=cfg.dev_fraction, seed=cfg.seed)
     manifest = out_dir / "manifest.jsonl"
     write_manifest(rows, manifest)
     return manifest

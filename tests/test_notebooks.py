@@ -2,18 +2,27 @@
 
 import pytest
 
+from phonex.lexicon import load_drugs, pronunciations
+from phonex.models import load_model
+from phonex.phonemes import Vocabulary
 from phonex.runner import notebook_paths, run_notebooks
 
 
 @pytest.mark.parametrize("path", notebook_paths(), ids=lambda p: p.stem)
-def test_notebook_runs_headless_in_quick_mode(path, tmp_path):
+def test_notebook_runs_headless_in_quick_mode(path, tmp_path, tiny_corpus):
     figures = tmp_path / "figures"
     params = {"FIGURES_DIR": str(figures)}
     if path.name.startswith("01"):
-        params["CORPUS_DIR"] = str(tmp_path / "corpus")
+        params.update(CORPUS_DIR=str(tmp_path / "corpus"), MAX_NAMES=4)
     if path.name.startswith("03"):  # a short run on 4 names, away from models/drugs-tiny
         params.update(CORPUS_DIR=str(tmp_path / "corpus"), RUN_DIR=str(tmp_path / "run"),
                       MAX_NAMES=4, MAX_STEPS=20)  # fmt: skip
+    if path.name.startswith("04"):  # an untrained model that can spell the whole lexicon
+        names = [d.name for d in load_drugs()]
+        vocab = Vocabulary.build(pronunciations(names).values())
+        load_model("tiny-test", vocab).save(tmp_path / "model")
+        params.update(MODEL=str(tmp_path / "model"), CORPUS_DIR=str(tiny_corpus[0].parent),
+                      MAX_CLIPS=8, SNRS=[10], PIPER_NAMES=2, FSDD_CLIPS=20)  # fmt: skip
     (executed,) = run_notebooks([path.name[:2]], quick=True, out_dir=tmp_path, parameters=params)
     assert executed.exists()
     written = sorted(p.name for p in figures.glob(f"{path.name[:2]}-*.png"))

@@ -8,7 +8,7 @@ from phonex.cli import main
 from phonex.config import DataConfig
 from phonex.corpus import check_disjoint, read_alignment, read_manifest
 from phonex.synth import build_corpus, plan, render, select_names
-from phonex.tts import load_voice_grid
+from phonex.tts import get_engine, load_voice_grid
 
 SMALL = DataConfig(size="quick", max_names=4, augmentations_per_clip=1)
 
@@ -115,3 +115,12 @@ def test_phonex_synth_help_works_as_a_command():
         timeout=60,
     )
     assert result.returncode == 0 and "interrupted" in result.stdout
+
+
+def test_a_corpus_of_an_unheard_engine_alone_is_all_test(tmp_path):
+    if not get_engine("piper").available()[0]:
+        pytest.skip("piper extra not installed")
+    cfg = DataConfig(size="full", engines=["piper"], max_names=2, augmentations_per_clip=0)
+    rows = read_manifest(build_corpus(tmp_path / "piper", cfg))
+    assert len(rows) == 2 and {r.split for r in rows} == {"test"}
+    assert {r.engine for r in rows} == {"piper"} and all(r.phones for r in rows)
