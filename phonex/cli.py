@@ -92,6 +92,26 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_align(args: argparse.Namespace) -> int:
+    from phonex.align import align, to_tiers
+    from phonex.audio import load_audio
+    from phonex.intervals import write_textgrid
+    from phonex.models import load_model
+
+    loaded = load_model(str(args.model))
+    wave = load_audio(args.audio, loaded.sample_rate, allow_silence=True)
+    words = align(loaded, wave, args.text)
+    if args.textgrid:
+        write_textgrid(args.textgrid, to_tiers(words), len(wave) / loaded.sample_rate)
+    if args.json:
+        print(json.dumps({"words": [w.to_json() for w in words]}, ensure_ascii=False))
+    else:
+        for word in words:
+            phones = " ".join(f"{p}[{s:.2f}-{e:.2f}]" for p, s, e, _ in word.phones)
+            print(f"{word.word}\t{word.start:.3f}\t{word.end:.3f}\t{phones}")
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from phonex.runner import doctor
 
@@ -192,6 +212,20 @@ def build_parser() -> argparse.ArgumentParser:
     transcribe.add_argument("--json", action="store_true", help="one JSON object per line")
     transcribe.add_argument("audio", type=Path, nargs="+", help="audio files (any rate, channels)")
     transcribe.set_defaults(func=cmd_transcribe)
+
+    align = sub.add_parser(
+        "align",
+        help="forced alignment of a transcript to a clip: word and phone times",
+        description="Phonemize TEXT (espeak-ng, the model's language), align its phones to the "
+        "clip with CTC Viterbi, and print word and phone times in seconds; optionally write a "
+        "Praat TextGrid with word and phone tiers.",
+    )
+    align.add_argument("--model", required=True, help="model directory, registry name or hub id")
+    align.add_argument("--audio", type=Path, required=True, help="audio file (any rate, channels)")
+    align.add_argument("--text", required=True, help="the words spoken")
+    align.add_argument("--json", action="store_true", help="one JSON object: words with phones")
+    align.add_argument("--textgrid", type=Path, help="also write a Praat TextGrid here")
+    align.set_defaults(func=cmd_align)
 
     doctor = sub.add_parser("doctor", help="show versions, espeak-ng, torchaudio and TTS engines")
     doctor.set_defaults(func=cmd_doctor)

@@ -185,3 +185,42 @@ def pair_confusions(
     frame = pd.DataFrame(rows, columns=columns)
     return frame.sort_values(["confusion_rate", "feature_distance"], ascending=[False, True],
                              ignore_index=True)  # fmt: skip
+
+
+# --- alignment boundaries -------------------------------------------------------------------
+
+TOLERANCES = (0.010, 0.020, 0.050)
+
+
+def boundary_errors(reference, hypothesis) -> np.ndarray:
+    """Absolute differences (s) between matching phone onsets and offsets of two alignments.
+
+    Args:
+        reference, hypothesis: the same phones in the same order, as intervals (``label``,
+            ``start``, ``end``); labels are compared after dropping stress and length marks.
+
+    Raises:
+        ValueError: the two do not hold the same phone sequence.
+    """
+    ref = [i for i in reference if i.label.strip()]
+    hyp = [i for i in hypothesis if i.label.strip()]
+    if [i.label for i in ref] != [i.label for i in hyp]:
+        raise ValueError(f"different phone sequences: {[i.label for i in ref]} against "
+                         f"{[i.label for i in hyp]}")  # fmt: skip
+    return np.array([abs(r.start - h.start) for r, h in zip(ref, hyp)]
+                    + [abs(r.end - h.end) for r, h in zip(ref, hyp)])  # fmt: skip
+
+
+def boundary_accuracy(errors: Sequence[float], tolerances: Sequence[float] = TOLERANCES) -> dict:
+    """Share of boundaries within each tolerance and the mean absolute error, in seconds."""
+    errors = np.asarray(errors, dtype=float)
+    if errors.size == 0:
+        raise ValueError("boundary accuracy of no boundaries")
+    return {
+        **{
+            f"within_{round(1000 * tol)}ms": float(np.mean(errors <= tol + 1e-9))
+            for tol in tolerances
+        },
+        "mean_abs_error_s": float(errors.mean()),
+        "boundaries": int(errors.size),
+    }
