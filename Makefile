@@ -35,3 +35,4 @@ bench: setup
 	$(BIN)/python benchmarks/bench_train.py
 	$(BIN)/python benchmarks/bench_recipe.py
 	$(BIN)/python benchmarks/bench_recognition.py
+	$(BIN)/python benchmarks/bench_alignment.py

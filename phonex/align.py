@@ -312,14 +312,20 @@ def transcript_tokens(loaded, text: str, language: str | None = None) -> tuple[l
         raise AlignmentError(
             f"{text!r} needs tokens the model does not have: {' '.join(missing)} ({tokens})"
         )
+    return _word_labels(words, tokens), tokens
+
+
+def _word_labels(words: list[str], tokens: str) -> list[str]:
+    """One label per ``|``-separated token group: the words, or word1.. when counts differ."""
     groups = [g for g in tokens.split(WORD_SEP) if g.split()]
-    if len(groups) != len(words):  # e.g. "10mg" -> "ten milligrams"
-        words = [f"word{i + 1}" for i in range(len(groups))]
-    return words, tokens
+    if len(groups) != len(words):  # "10mg" -> "ten milligrams", "co-trimoxazole" -> two groups
+        return [f"word{i + 1}" for i in range(len(groups))]
+    return words
 
 
 def align(loaded, wave: np.ndarray, text: str, language: str | None = None,
-          max_seconds: float = 60.0, backend: str = "auto") -> list[WordSpan]:  # fmt: skip
+          max_seconds: float = 60.0, backend: str = "auto",
+          tokens: str | None = None) -> list[WordSpan]:  # fmt: skip
     """Align ``text`` to a clip: words with their phone (or character) spans, in seconds.
 
     Args:
@@ -329,6 +335,8 @@ def align(loaded, wave: np.ndarray, text: str, language: str | None = None,
         language: espeak-ng language (default: the model's).
         max_seconds: longer clips are refused (memory grows with length); cut them first.
         backend: see :func:`forced_align`.
+        tokens: the token string to align instead of phonemizing ``text`` (e.g. a manifest's
+            reference phones, ``"n oʊ | ..."``).
     """
     from phonex.models import emissions
 
@@ -338,10 +346,52 @@ def align(loaded, wave: np.ndarray, text: str, language: str | None = None,
             f"the clip is {seconds:.1f} s, longer than max_seconds={max_seconds:g}: cut it into "
             "sentences and align each, or raise max_seconds"
         )
-    words, tokens = transcript_tokens(loaded, text, language)
+    if tokens is None:
+        words, tokens = transcript_tokens(loaded, text, language)
+    else:
+        words = _word_labels(text.split(), tokens)
+        missing = sorted({t for t in tokens.split() if t not in loaded.vocab.index})
+        if missing:
+            raise AlignmentError(f"tokens not in the model: {' '.join(missing)} ({tokens})")
     (log_probs,) = emissions(loaded, [wave])
     ids = loaded.vocab.encode(tokens)
     path, scores = forced_align(log_probs, ids, loaded.vocab.blank_id, backend)
     spans = token_spans(path, scores, tokens.split(), loaded.vocab.blank_id)
     frame = loaded.model.config.inputs_to_logits_ratio / loaded.sample_rate
     return word_spans(spans, words, frame)
+
+
+def evaluate_alignment(loaded, rows, progress: bool = True):
+    """Align each row's reference phones and compare with its reference phone times.
+
+    Args:
+        loaded: the model.
+        rows: manifest rows with ``phones`` and an ``alignment`` file (a TextGrid with a
+            ``phones`` tier, e.g. espeak-ng's own times, or TIMIT ``.phn``).
+
+    Returns:
+        one row per phone: ``id, speaker, phone, ref_start, ref_end, start, end, score,
+        onset_error, offset_error`` (seconds, absolute).
+    """
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    from phonex.audio import load_audio
+    from phonex.intervals import read_alignment
+
+    records = []
+    for row in tqdm(rows, desc="aligning", disable=not progress):
+        words = align(loaded, load_audio(row.audio, loaded.sample_rate), row.text,
+                      tokens=row.phones)  # fmt: skip
+        aligned = [p for w in words for p in w.phones]
+        reference = read_alignment(row.alignment)["phones"]
+        if [r.label for r in reference] != [p[0] for p in aligned]:
+            raise AlignmentError(f"{row.alignment}: reference phones differ from {row.phones!r}")
+        for ref, (phone, start, end, score) in zip(reference, aligned):
+            records.append({
+                "id": row.id, "speaker": row.speaker, "phone": phone,
+                "ref_start": ref.start, "ref_end": ref.end, "start": start, "end": end,
+                "score": score, "onset_error": abs(start - ref.start),
+                "offset_error": abs(end - ref.end),
+            })  # fmt: skip
+    return pd.DataFrame.from_records(records)

@@ -306,3 +306,64 @@ def plot_agreement(groups: Mapping[str, Sequence[float]], threshold: float) -> p
     ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     return fig
+
+
+def plot_emissions(
+    log_probs: np.ndarray, tokens: Sequence[str], seconds_per_frame: float, title: str = "",
+    ax=None, min_peak: float = 0.05,
+) -> plt.Figure:  # fmt: skip
+    """Heat map of a CTC emission matrix: frame posteriors of the tokens the clip uses.
+
+    Args:
+        log_probs: ``[frames, vocab]`` log-softmax.
+        tokens: the vocabulary, in id order.
+        seconds_per_frame: the model's frame shift.
+        min_peak: rows shown: tokens whose posterior reaches this somewhere (blank included).
+    """
+    probs = np.exp(np.asarray(log_probs, dtype=float))
+    rows = np.flatnonzero(probs.max(axis=0) >= min_peak)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 0.22 * len(rows) + 1.2))
+    extent = (0, probs.shape[0] * seconds_per_frame, len(rows) - 0.5, -0.5)
+    image = ax.imshow(probs[:, rows].T, aspect="auto", cmap="viridis", vmin=0, vmax=1,
+                      extent=extent, interpolation="nearest")  # fmt: skip
+    ax.set_yticks(range(len(rows)), [tokens[i] for i in rows], fontsize=8)
+    ax.set(xlabel="time (s)", title=title or "CTC emissions: posterior of each token per frame")
+    ax.figure.colorbar(image, ax=ax, fraction=0.02, pad=0.01, label="posterior")
+    return ax.figure
+
+
+def plot_alignment(
+    wave: np.ndarray, sample_rate: int, aligned: Sequence[Interval],
+    reference: Sequence[Interval] | None = None, title: str = "",
+) -> plt.Figure:  # fmt: skip
+    """Waveform and spectrogram with the forced alignment's phones (and a reference's, dashed).
+
+    Args:
+        aligned: phone intervals from :func:`phonex.align.align`, labelled on the spectrogram.
+        reference: true phone intervals (espeak-ng's own times), drawn as dashed onsets.
+    """
+    fig = plot_speech(wave, sample_rate, aligned, title=title)
+    for span in reference or []:
+        for ax in fig.axes[:2]:
+            ax.axvline(span.start, color="tab:cyan", lw=0.9, ls="--", alpha=0.9)
+    if reference:
+        fig.axes[0].plot([], [], color="tab:cyan", ls="--", label="reference onsets")
+        fig.axes[0].plot([], [], color="grey", label="aligned onsets")
+        fig.axes[0].legend(fontsize=7, loc="upper right")
+    return fig
+
+
+def plot_boundary_errors(errors: Mapping[str, Sequence[float]], tolerances=(0.01, 0.02, 0.05)):
+    """Cumulative share of boundaries within each error (ms), one line per kind of boundary."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    for name, values in errors.items():
+        values = np.sort(1000 * np.asarray(values, dtype=float))
+        ax.plot(values, 100 * np.arange(1, len(values) + 1) / len(values), label=name)
+    for tol in tolerances:
+        ax.axvline(1000 * tol, ls=":", color="grey")
+    ax.set(xlabel="boundary error (ms)", ylabel="boundaries within (%)", xlim=(0, 150),
+           ylim=(0, 100), title="Forced alignment against espeak-ng's own phone times")  # fmt: skip
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
