@@ -126,6 +126,12 @@ def cmd_notebooks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_model_and_audio(parser: argparse.ArgumentParser) -> None:
+    """``--model`` and the audio files, as recognize and transcribe take them."""
+    parser.add_argument("--model", required=True, help="model directory, registry name or hub id")
+    parser.add_argument("audio", type=Path, nargs="+", help="audio files (any rate, channels)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="phonex", description="Phoneme experiments with CTC speech models."
@@ -187,9 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
         "no lexicon word (silence, noise) is marked low-confidence. Files that cannot be read "
         "are named on stderr and skipped (exit status 1).",
     )
-    recognize.add_argument(
-        "--model", required=True, help="model directory, registry name or hub id"
-    )
+    _add_model_and_audio(recognize)
     recognize.add_argument(
         "--lexicon", type=Path, required=True,
         help="text file: one word or multi-word name a line; blank lines and # comments ignored",
@@ -200,17 +204,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--strict", action="store_true",
         help="stop on a lexicon word the model cannot spell, instead of skipping it with a warning",
     )  # fmt: skip
-    recognize.add_argument("audio", type=Path, nargs="+", help="audio files (any rate, channels)")
     recognize.set_defaults(func=cmd_recognize)
 
     transcribe = sub.add_parser(
         "transcribe", help="greedy CTC transcript of each audio file: IPA phones, space-separated"
     )
-    transcribe.add_argument(
-        "--model", required=True, help="model directory, registry name or hub id"
-    )
+    _add_model_and_audio(transcribe)
     transcribe.add_argument("--json", action="store_true", help="one JSON object per line")
-    transcribe.add_argument("audio", type=Path, nargs="+", help="audio files (any rate, channels)")
     transcribe.set_defaults(func=cmd_transcribe)
 
     align = sub.add_parser(
