@@ -359,7 +359,8 @@ def train(
     bar.close()
     result = RunResult(out_dir, out_dir / "best", state, counts.__dict__)
     _finish(result, cfg, loaded, train_set, dev_set, ddp)
-    if ddp.world > 1:
+    if ddp.world > 1:  # all ranks reach destroy together: a rank left waiting can hang in it
+        dist.barrier()
         dist.destroy_process_group()
     return result
 
