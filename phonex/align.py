@@ -130,13 +130,14 @@ def viterbi_batch(
     buffer[:, 2:4] = emit[:, 0, :2]
     back = torch.zeros(batch, frames, n_states, dtype=torch.int8, device=device)
     neg_inf = torch.tensor(-math.inf, dtype=torch.float64, device=device)
+    input_lengths = input_lengths.to(device)
     for t in range(1, frames):
         x0, x1 = buffer[:, 2:], buffer[:, 1:-1]
         x2 = torch.where(skip, buffer[:, :-2], neg_inf)
         take2 = (x2 > x1) & (x2 > x0)
         take1 = ~take2 & (x1 > x0)
         best = torch.where(take2, x2, torch.where(take1, x1, x0)) + emit[:, t]
-        active = (t < input_lengths.to(device))[:, None]  # finished clips keep their last state
+        active = (t < input_lengths)[:, None]  # finished clips keep their last state
         buffer[:, 2:] = torch.where(active, best, x0)
         back[:, t] = torch.where(active, take2.to(torch.int8) * 2 + take1.to(torch.int8), 0)
     last = 2 * target_lengths.to(device)  # final blank; last - 1 is the last token
@@ -147,12 +148,11 @@ def viterbi_batch(
     paths = torch.full((batch, frames), blank, dtype=torch.long, device=device)
     rows = torch.arange(batch, device=device)
     for t in range(frames - 1, -1, -1):
-        active = t < input_lengths.to(device)
+        active = t < input_lengths
         paths[:, t] = torch.where(active, ext[rows, state], blank)
         state = state - torch.where(active, back[rows, t, state].long(), 0)
     scores = log_probs.gather(2, paths[..., None]).squeeze(-1)
-    scores = torch.where(torch.arange(frames, device=device) < input_lengths[:, None].to(device),
-                         scores, 0.0)  # fmt: skip
+    scores = torch.where(torch.arange(frames, device=device) < input_lengths[:, None], scores, 0.0)
     return paths, scores
 
 
@@ -291,8 +291,7 @@ def transcript_tokens(loaded, text: str, language: str | None = None) -> tuple[l
     """The words of ``text`` and the token string the model should emit for it.
 
     Raises:
-        AlignmentError: an empty or unpronounceable text, or tokens outside the model's
-            vocabulary (named).
+        AlignmentError: an empty or unpronounceable text.
     """
     from phonex.data import char_tokens
     from phonex.lexicon import LexiconError, pronunciations
@@ -307,11 +306,6 @@ def transcript_tokens(loaded, text: str, language: str | None = None) -> tuple[l
             tokens = pronunciations([text], language or loaded.language)[text]
         except LexiconError as err:
             raise AlignmentError(f"cannot phonemize {text!r}: {err}") from None
-    missing = sorted({t for t in tokens.split() if t not in loaded.vocab.index})
-    if missing:
-        raise AlignmentError(
-            f"{text!r} needs tokens the model does not have: {' '.join(missing)} ({tokens})"
-        )
     return _word_labels(words, tokens), tokens
 
 
@@ -350,9 +344,11 @@ def align(loaded, wave: np.ndarray, text: str, language: str | None = None,
         words, tokens = transcript_tokens(loaded, text, language)
     else:
         words = _word_labels(text.split(), tokens)
-        missing = sorted({t for t in tokens.split() if t not in loaded.vocab.index})
-        if missing:
-            raise AlignmentError(f"tokens not in the model: {' '.join(missing)} ({tokens})")
+    missing = sorted({t for t in tokens.split() if t not in loaded.vocab.index})
+    if missing:
+        raise AlignmentError(
+            f"{text!r} needs tokens the model does not have: {' '.join(missing)} ({tokens})"
+        )
     (log_probs,) = emissions(loaded, [wave])
     ids = loaded.vocab.encode(tokens)
     path, scores = forced_align(log_probs, ids, loaded.vocab.blank_id, backend)

@@ -126,9 +126,13 @@ def cmd_notebooks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_model(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="model directory, registry name or hub id")
+
+
 def _add_model_and_audio(parser: argparse.ArgumentParser) -> None:
     """``--model`` and the audio files, as recognize and transcribe take them."""
-    parser.add_argument("--model", required=True, help="model directory, registry name or hub id")
+    _add_model(parser)
     parser.add_argument("audio", type=Path, nargs="+", help="audio files (any rate, channels)")
 
 
@@ -220,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
         "clip with CTC Viterbi, and print word and phone times in seconds; optionally write a "
         "Praat TextGrid with word and phone tiers.",
     )
-    align.add_argument("--model", required=True, help="model directory, registry name or hub id")
+    _add_model(align)
     align.add_argument("--audio", type=Path, required=True, help="audio file (any rate, channels)")
     align.add_argument("--text", required=True, help="the words spoken")
     align.add_argument("--json", action="store_true", help="one JSON object: words with phones")

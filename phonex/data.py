@@ -25,6 +25,11 @@ class DataError(ValueError):
     """Clips or transcripts that a model cannot be trained or evaluated on."""
 
 
+def normalize_wave(wave: np.ndarray) -> np.ndarray:
+    """Zero mean, unit variance: wav2vec2's input, as ``Wav2Vec2FeatureExtractor`` makes it."""
+    return ((wave - wave.mean()) / np.sqrt(wave.var() + 1e-7)).astype(np.float32)
+
+
 def char_tokens(text: str, vocab: Vocabulary) -> str:
     """Text to a space-separated character-token string: ``"Novo Log"`` -> ``"N O V O | L O G"``.
 
@@ -112,7 +117,7 @@ class SpeechDataset(torch.utils.data.Dataset):
     @staticmethod
     def _example(row, vocab, units, sample_rate, unknown) -> Example:
         wave = load_audio(row.audio, sample_rate)
-        wave = (wave - wave.mean()) / np.sqrt(wave.var() + 1e-7)  # as Wav2Vec2FeatureExtractor
+        wave = normalize_wave(wave)
         reference = label_string(row, units, vocab)
         return Example(
             row.id, wave.astype(np.float32), vocab.encode(reference, unknown), reference

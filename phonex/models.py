@@ -28,6 +28,7 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
+from phonex.data import normalize_wave
 from phonex.phonemes import Vocabulary
 
 # Registry names for the checkpoints of the mission; any other hub id or local folder works too.
@@ -358,10 +359,10 @@ def emissions(
         values = torch.zeros(len(idx), int(lengths[idx].max()))
         mask = torch.zeros_like(values, dtype=torch.long)
         for row, i in enumerate(idx):
-            wave = torch.as_tensor(np.asarray(waves[i], dtype=np.float32))
-            if loaded.feature_extractor.do_normalize:  # as Wav2Vec2FeatureExtractor
-                wave = (wave - wave.mean()) / torch.sqrt(wave.var(unbiased=False) + 1e-7)
-            values[row, : len(wave)], mask[row, : len(wave)] = wave, 1
+            wave = np.asarray(waves[i], dtype=np.float32)
+            if loaded.feature_extractor.do_normalize:
+                wave = normalize_wave(wave)
+            values[row, : len(wave)], mask[row, : len(wave)] = torch.from_numpy(wave), 1
         inputs = {"input_values": values.to(device)}
         if loaded.feature_extractor.return_attention_mask:
             inputs["attention_mask"] = mask.to(device)

@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from rapidfuzz.distance import Levenshtein
 from tqdm.auto import tqdm
 
 from phonex import augment, lexicon
@@ -38,9 +37,8 @@ from phonex.decode import (
     greedy_decode,
     top_candidates,
 )
-from phonex.metrics import rank_of
+from phonex.metrics import phone_edit_distance, rank_of
 from phonex.models import LoadedModel, emissions, load_model
-from phonex.phonemes import WORD_SEP
 
 # Below this agreement (1 - normalised phone edit distance between what the model heard and the
 # best word) a result is low-confidence. On the offline model, clean held-out clips have a median
@@ -84,8 +82,7 @@ class Recognition:
 
 def phone_agreement(heard: str, pronunciation: str) -> float:
     """1 - normalised token edit distance, word separators ignored (0 when nothing was heard)."""
-    a, b = ([t for t in s.split() if t != WORD_SEP] for s in (heard, pronunciation))
-    return Levenshtein.normalized_similarity(a, b) if a else 0.0
+    return 1.0 - phone_edit_distance(heard, pronunciation)
 
 
 def lexicon_pronunciations(
@@ -177,11 +174,6 @@ class Recognizer:
         """Top-``top`` words for each waveform (mono, at the model's sample rate)."""
         names = names if names is not None else [str(i) for i in range(len(waves))]
         return self.rank(self.emissions(waves), names, top)
-
-    def recognize_files(self, paths: Sequence[str | Path], top: int = 5) -> list[Recognition]:
-        """Top-``top`` words for each audio file (any rate and channel count; silence allowed)."""
-        waves = [load_audio(p, self.loaded.sample_rate, allow_silence=True) for p in paths]
-        return self.recognize(waves, [str(p) for p in paths], top)
 
 
 def transcribe(model: LoadedModel, waves: Sequence[np.ndarray]) -> list[str]:
