@@ -1,198 +1,35 @@
 """Forced alignment: where each token of a known transcript sits in a clip's emissions.
 
-CTC forced alignment is a Viterbi search over the transcript's CTC states (blank, t1, blank, t2,
-..., blank): the single most likely frame path that spells the transcript. phonex uses
-``torchaudio.functional.forced_align`` where torchaudio imports, and otherwise its own:
-:func:`viterbi` (one clip, compiled with numba, for the CPU) or :func:`viterbi_batch` (a batch,
-in torch, on the CPU or CUDA). All three break ties the same way, torchaudio's: a skip over a
-blank only when strictly better than both other moves, a step when strictly better than staying,
-and the path ends on the last token unless the final blank is strictly better. So they give
-identical paths, which the tests check.
+The best CTC path (:func:`phonex.viterbi.forced_align`) becomes token spans, then words with
+their phones in seconds, then TextGrid tiers.
+
+Options of :func:`align`:
+
+- ``unknown="wildcard"``: a word the model cannot spell is one ``*`` token matching any
+  non-blank frame, as ctc-forced-aligner's ``<star>`` (default ``"error"``).
+- ``window_seconds``: the emissions of a long clip come window by window; one Viterbi search
+  still runs over the whole clip.
+- ``blanks="extend"`` (default): a phone ends where the next one starts, not after its CTC
+  spike, except before a pause between words (``blanks="keep"``: its own frames only).
 """
 
 from __future__ import annotations
 
-import itertools
 import math
+import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import dataclass, replace
 
-import numba
 import numpy as np
 import torch
 
 from phonex.intervals import AlignmentError, Interval
 from phonex.phonemes import WORD_SEP
+from phonex.viterbi import forced_align
 
-
-def _check_lengths(frames: int, targets: Sequence[int]) -> None:
-    repeats = sum(1 for a, b in itertools.pairwise(targets) if a == b)
-    if not targets:
-        raise AlignmentError("nothing to align: the transcript has no tokens")
-    if frames < len(targets) + repeats:
-        raise AlignmentError(
-            f"{len(targets)} tokens ({repeats} repeated, each needing a blank between) do not fit "
-            f"in {frames} frames: the clip is too short for this transcript"
-        )
-
-
-@numba.njit(cache=True)
-def _viterbi_numba(log_probs, targets, blank):  # pragma: no cover - compiled
-    frames, n_states = log_probs.shape[0], 2 * len(targets) + 1
-    neg_inf = -np.inf
-    prev = np.full(n_states, neg_inf, dtype=np.float64)
-    cur = np.full(n_states, neg_inf, dtype=np.float64)
-    back = np.zeros((frames, n_states), dtype=np.int8)
-    prev[0] = log_probs[0, blank]
-    if n_states > 1:
-        prev[1] = log_probs[0, targets[0]]
-    for t in range(1, frames):
-        for s in range(n_states):
-            label = blank if s % 2 == 0 else targets[s // 2]
-            x0 = prev[s]
-            x1 = prev[s - 1] if s > 0 else neg_inf
-            x2 = neg_inf
-            if s % 2 == 1 and s > 1 and targets[s // 2] != targets[s // 2 - 1]:
-                x2 = prev[s - 2]
-            if x2 > x1 and x2 > x0:
-                best, move = x2, 2
-            elif x1 > x0:
-                best, move = x1, 1
-            else:
-                best, move = x0, 0
-            cur[s] = best + log_probs[t, label]
-            back[t, s] = move
-        prev, cur = cur, prev
-    state = (
-        n_states - 1 if n_states == 1 or prev[n_states - 1] > prev[n_states - 2] else n_states - 2
-    )
-    path = np.empty(frames, dtype=np.int64)
-    for t in range(frames - 1, -1, -1):
-        path[t] = blank if state % 2 == 0 else targets[state // 2]
-        state -= back[t, state]
-    return path
-
-
-def viterbi(
-    log_probs: torch.Tensor, targets: Sequence[int], blank: int = 0
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Best CTC path of one clip (compiled loop; CPU).
-
-    Args:
-        log_probs: ``[frames, classes]`` log-softmax emissions.
-        targets: token ids of the transcript (no blanks).
-        blank: the blank id.
-
-    Returns:
-        ``path`` ``[frames]`` (the token id emitted at each frame, blank included) and
-        ``scores`` ``[frames]`` (its log-probability).
-    """
-    targets = [int(t) for t in targets]
-    _check_lengths(log_probs.shape[0], targets)
-    emissions = log_probs.detach().float().cpu().numpy()
-    path = torch.from_numpy(_viterbi_numba(emissions, np.asarray(targets, np.int64), blank))
-    return path, log_probs.detach().cpu()[torch.arange(len(path)), path]
-
-
-@torch.no_grad()
-def viterbi_batch(
-    log_probs: torch.Tensor,
-    targets: torch.Tensor,
-    input_lengths: torch.Tensor,
-    target_lengths: torch.Tensor,
-    blank: int = 0,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Best CTC paths of a padded batch, in torch (CPU or CUDA), one frame at a time.
-
-    Args:
-        log_probs: ``[batch, frames, classes]``.
-        targets: ``[batch, tokens]`` padded token ids.
-        input_lengths, target_lengths: ``[batch]`` valid frames and tokens.
-        blank: the blank id.
-
-    Returns:
-        ``paths`` and ``scores`` ``[batch, frames]``; frames past a clip's end hold the blank
-        and score 0.
-    """
-    batch, frames, _ = log_probs.shape
-    device = log_probs.device
-    for b in range(batch):
-        _check_lengths(int(input_lengths[b]), targets[b, : int(target_lengths[b])].tolist())
-    n_states = 2 * targets.shape[1] + 1
-    ext = torch.full((batch, n_states), blank, dtype=torch.long, device=device)
-    ext[:, 1::2] = targets
-    skip = torch.zeros(batch, n_states, dtype=torch.bool, device=device)
-    skip[:, 3::2] = targets[:, 1:] != targets[:, :-1]
-    emit = log_probs.double().gather(2, ext[:, None, :].expand(-1, frames, -1))  # [B, T, S]
-    # alpha lives in a buffer with two -inf columns in front, so the moves are views
-    buffer = torch.full((batch, n_states + 2), -math.inf, dtype=torch.float64, device=device)
-    buffer[:, 2:4] = emit[:, 0, :2]
-    back = torch.zeros(batch, frames, n_states, dtype=torch.int8, device=device)
-    neg_inf = torch.tensor(-math.inf, dtype=torch.float64, device=device)
-    input_lengths = input_lengths.to(device)
-    for t in range(1, frames):
-        x0, x1 = buffer[:, 2:], buffer[:, 1:-1]
-        x2 = torch.where(skip, buffer[:, :-2], neg_inf)
-        take2 = (x2 > x1) & (x2 > x0)
-        take1 = ~take2 & (x1 > x0)
-        best = torch.where(take2, x2, torch.where(take1, x1, x0)) + emit[:, t]
-        active = (t < input_lengths)[:, None]  # finished clips keep their last state
-        buffer[:, 2:] = torch.where(active, best, x0)
-        back[:, t] = torch.where(active, take2.to(torch.int8) * 2 + take1.to(torch.int8), 0)
-    last = 2 * target_lengths.to(device)  # final blank; last - 1 is the last token
-    alpha = buffer[:, 2:]
-    end_blank = alpha.gather(1, last[:, None]).squeeze(1)
-    end_token = alpha.gather(1, (last - 1)[:, None]).squeeze(1)
-    state = torch.where(end_blank > end_token, last, last - 1)
-    paths = torch.full((batch, frames), blank, dtype=torch.long, device=device)
-    rows = torch.arange(batch, device=device)
-    for t in range(frames - 1, -1, -1):
-        active = t < input_lengths
-        paths[:, t] = torch.where(active, ext[rows, state], blank)
-        state = state - torch.where(active, back[rows, t, state].long(), 0)
-    scores = log_probs.gather(2, paths[..., None]).squeeze(-1)
-    scores = torch.where(torch.arange(frames, device=device) < input_lengths[:, None], scores, 0.0)
-    return paths, scores
-
-
-@lru_cache(maxsize=1)
-def _torchaudio_forced_align():
-    """torchaudio's aligner, or None where torchaudio does not import (CPU torch + CUDA wheel)."""
-    try:
-        from torchaudio.functional import forced_align
-    except Exception:  # noqa: BLE001 - ImportError, OSError or RuntimeError from a broken wheel
-        return None
-    return forced_align
-
-
-def forced_align(
-    log_probs: torch.Tensor, targets: Sequence[int], blank: int = 0, backend: str = "auto"
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Best CTC path of one clip: ``(path [frames], scores [frames])``, see :func:`viterbi`.
-
-    Args:
-        backend: ``"torchaudio"``, ``"numba"`` (:func:`viterbi`), ``"torch"``
-            (:func:`viterbi_batch`) or ``"auto"`` (torchaudio where it imports, else numba).
-    """
-    if backend == "auto":
-        backend = "torchaudio" if _torchaudio_forced_align() is not None else "numba"
-    if backend == "numba":
-        return viterbi(log_probs, targets, blank)
-    targets = [int(t) for t in targets]
-    _check_lengths(log_probs.shape[0], targets)
-    target_tensor = torch.tensor([targets], device=log_probs.device)
-    lengths = (torch.tensor([log_probs.shape[0]]), torch.tensor([len(targets)]))
-    if backend == "torch":
-        paths, scores = viterbi_batch(log_probs[None], target_tensor, *lengths, blank)
-    elif backend == "torchaudio":
-        if _torchaudio_forced_align() is None:
-            raise RuntimeError("torchaudio does not import here; use backend='numba' or 'torch'")
-        paths, scores = _torchaudio_forced_align()(log_probs[None].float(), target_tensor.int(),
-                                                   blank=blank)  # fmt: skip
-    else:
-        raise ValueError(f"backend {backend!r}: expected auto, torchaudio, numba or torch")
-    return paths[0].long(), scores[0]
+WILDCARD = "*"  # unknown="wildcard": the token, and phone label, of a word the model cannot spell
+PAUSE_SECONDS = 0.1  # blanks="extend": a longer gap between two words is a pause
+WINDOW_OVERLAP_SECONDS = 4.0  # window_seconds: context shared by neighbouring windows
 
 
 # --- spans ----------------------------------------------------------------------------------
@@ -276,6 +113,31 @@ def word_spans(
     return out
 
 
+def extend_spans(spans: Sequence[TokenSpan], frames: int, pause_frames: int) -> list[TokenSpan]:
+    """Spans where each phone ends where the next one starts, except before a pause.
+
+    CTC phones are spikes: their own frames end well before the phone does. A phone before a
+    pause between words (over ``pause_frames`` frames), and the last phone, keep one frame more.
+
+    Args:
+        spans: token spans of the whole transcript; ``|`` separators are kept as they are.
+        frames: the clip's frames, which no span passes.
+        pause_frames: the longest gap between words that is not a pause.
+    """
+    out = list(spans)
+    phones = [i for i, s in enumerate(spans) if s.token != WORD_SEP]
+    for i, j in zip(phones, [*phones[1:], None]):
+        span = spans[i]
+        if j is None:
+            end = min(span.end + 1, frames)
+        elif j == i + 1 or spans[j].start - span.end <= pause_frames:  # same word, or no pause
+            end = spans[j].start
+        else:
+            end = span.end + 1
+        out[i] = replace(span, end=end)
+    return out
+
+
 def to_tiers(words: Sequence[WordSpan]) -> dict[str, list[Interval]]:
     """``{"words": [...], "phones": [...]}`` interval tiers for :func:`phonex.intervals.write_textgrid`."""
     return {
@@ -317,29 +179,39 @@ def _word_labels(words: list[str], tokens: str) -> list[str]:
     return words
 
 
-def align(loaded, wave: np.ndarray, text: str, language: str | None = None,
-          max_seconds: float = 60.0, backend: str = "auto",
-          tokens: str | None = None) -> list[WordSpan]:  # fmt: skip
-    """Align ``text`` to a clip: words with their phone (or character) spans, in seconds.
+def _word_pronunciations(loaded, words: list[str], language: str | None) -> list[str]:
+    """Each word's token string; ``""`` for a word that phonemizes to nothing."""
+    from phonex.data import char_tokens
+    from phonex.lexicon import pronunciations
 
-    Args:
-        loaded: a :class:`phonex.models.LoadedModel`.
-        wave: mono waveform at ``loaded.sample_rate``.
-        text: the words spoken; phonemized with espeak-ng for a phone model.
-        language: espeak-ng language (default: the model's).
-        max_seconds: longer clips are refused (memory grows with length); cut them first.
-        backend: see :func:`forced_align`.
-        tokens: the token string to align instead of phonemizing ``text`` (e.g. a manifest's
-            reference phones, ``"n oʊ | ..."``).
-    """
-    from phonex.models import emissions
+    if loaded.units == "chars":
+        return [char_tokens(w, loaded.vocab) for w in words]
+    language, text = language or loaded.language, " ".join(words)
+    with warnings.catch_warnings():  # words that phonemize to nothing become wildcards
+        warnings.filterwarnings("ignore", ".*phonemize to nothing")
+        groups = pronunciations([text], language, on_error="skip").get(text, "").split(WORD_SEP)
+        if len(groups) != len(words):  # a word dropped or split ("10mg"): phonemize each alone
+            each = pronunciations(words, language, on_error="skip")
+            groups = [each.get(w, "").replace(WORD_SEP, " ") for w in words]
+    return groups
 
-    seconds = len(wave) / loaded.sample_rate
-    if seconds > max_seconds:
-        raise AlignmentError(
-            f"the clip is {seconds:.1f} s, longer than max_seconds={max_seconds:g}: cut it into "
-            "sentences and align each, or raise max_seconds"
-        )
+
+def _transcript(loaded, text: str, language: str | None, tokens: str | None,
+                unknown: str) -> tuple[list[str], list[str]]:  # fmt: skip
+    """The word labels and the tokens to align, ``|`` between words (see :func:`align`)."""
+    if unknown == "wildcard":
+        words = text.split()
+        if not words:
+            raise AlignmentError("nothing to align: the text is empty")
+        if tokens is None:
+            groups = _word_pronunciations(loaded, words, language)
+        else:
+            groups = [g for g in tokens.split(WORD_SEP) if g.split()]
+            words = _word_labels(words, tokens)
+        vocab = loaded.vocab.index
+        groups = [g if g.split() and all(p in vocab for p in g.split()) else WILDCARD
+                  for g in groups]  # fmt: skip
+        return words, f" {WORD_SEP} ".join(groups).split()
     if tokens is None:
         words, tokens = transcript_tokens(loaded, text, language)
     else:
@@ -349,21 +221,109 @@ def align(loaded, wave: np.ndarray, text: str, language: str | None = None,
         raise AlignmentError(
             f"{text!r} needs tokens the model does not have: {' '.join(missing)} ({tokens})"
         )
-    (log_probs,) = emissions(loaded, [wave])
-    ids = loaded.vocab.encode(tokens)
-    path, scores = forced_align(log_probs, ids, loaded.vocab.blank_id, backend)
-    spans = token_spans(path, scores, tokens.split(), loaded.vocab.blank_id)
+    return words, tokens.split()
+
+
+def with_wildcard(log_probs: torch.Tensor, blank: int = 0) -> torch.Tensor:
+    """``[frames, classes + 1]``: one more class, the wildcard, scoring each frame's best non-blank.
+
+    The max, not the logsumexp: the wildcard then scores like the best real token, so on a known
+    phone's frames it at most ties that phone; the logsumexp (all non-blank probability) would
+    beat it there and pull frames of the neighbouring words into the unknown one.
+    """
+    non_blank = log_probs.index_fill(1, torch.tensor([blank], device=log_probs.device), -math.inf)
+    return torch.cat([log_probs, non_blank.amax(1, keepdim=True)], dim=1)
+
+
+def windowed_emissions(loaded, wave: np.ndarray, window_seconds: float) -> torch.Tensor:
+    """Emissions ``[frames, vocab]`` of a clip of any length, from overlapping windows.
+
+    Windows start on frame boundaries, so their frames are the clip's own; each frame comes from
+    the window where it is furthest from an edge (the cut is in the middle of each overlap).
+    """
+    from phonex.models import emissions
+
+    hop, rate = loaded.model.config.inputs_to_logits_ratio, loaded.sample_rate  # hop: 1 frame
+    size = round(window_seconds * rate / hop) * hop
+    overlap = round(min(WINDOW_OVERLAP_SECONDS, window_seconds / 2) * rate / hop) * hop
+    if overlap < 2 * hop:
+        raise ValueError(f"window_seconds={window_seconds:g} is too short")
+    last = max(len(wave) - size, 0) // hop * hop  # the last window ends at the clip's end
+    starts = [*range(0, last, size - overlap), last]
+    waves = [wave[s : s + size] for s in starts[:-1]] + [wave[last:]]
+    pieces = emissions(loaded, waves, batch_size=1)  # one at a time: memory is the point
+    first = [s // hop for s in starts]
+    ends = [f + len(p) for f, p in zip(first, pieces)]
+    cuts = [0, *((a + b) // 2 for a, b in zip(first[1:], ends[:-1])), ends[-1]]
+    log_probs = torch.cat([p[lo - f : hi - f]
+                           for p, f, lo, hi in zip(pieces, first, cuts, cuts[1:])])  # fmt: skip
+    frames = int(loaded.model._get_feat_extract_output_lengths(torch.tensor(len(wave))))
+    if len(log_probs) != frames:
+        raise AlignmentError(f"the windows give {len(log_probs)} frames, the clip has {frames}")
+    return log_probs
+
+
+def align(loaded, wave: np.ndarray, text: str, language: str | None = None,
+          max_seconds: float = 60.0, backend: str = "auto", tokens: str | None = None,
+          unknown: str = "error", window_seconds: float | None = None,
+          blanks: str = "extend") -> list[WordSpan]:  # fmt: skip
+    """Align ``text`` to a clip: words with their phone (or character) spans, in seconds.
+
+    Args:
+        loaded: a :class:`phonex.models.LoadedModel`.
+        wave: mono waveform at ``loaded.sample_rate``.
+        text: the words spoken; phonemized with espeak-ng for a phone model.
+        language: espeak-ng language (default: the model's).
+        max_seconds: without windows, longer clips are refused (memory grows with length).
+        backend: see :func:`forced_align`.
+        tokens: the token string to align instead of phonemizing ``text`` (e.g. a manifest's
+            reference phones, ``"n oʊ | ..."``).
+        unknown: for a word with tokens the model lacks, or that phonemizes to nothing:
+            ``"error"`` (:class:`AlignmentError`) or ``"wildcard"``: one token, any non-blank
+            frame (:func:`with_wildcard`), its span one phone ``"*"``.
+        window_seconds: run the model in windows this long (:func:`windowed_emissions`), for
+            clips of any length; only the model pass is windowed, the Viterbi search runs once
+            over the whole clip (numba and torchaudio keep ``[frames, states]`` int8 back
+            pointers).
+        blanks: ``"extend"`` (:func:`extend_spans`, pauses over :data:`PAUSE_SECONDS`; twice
+            as many offsets within 20 ms of espeak-ng's) or ``"keep"`` (its own frames only).
+    """
+    from phonex.models import emissions
+
+    if unknown not in ("error", "wildcard") or blanks not in ("keep", "extend"):
+        raise ValueError(f"unknown={unknown!r}, blanks={blanks!r}: expected error or wildcard, "
+                         "keep or extend")  # fmt: skip
+    seconds = len(wave) / loaded.sample_rate
+    if window_seconds is None and seconds > max_seconds:
+        raise AlignmentError(
+            f"the clip is {seconds:.1f} s, longer than max_seconds={max_seconds:g}: cut it into "
+            "sentences and align each, raise max_seconds, or use window_seconds"
+        )
+    words, token_list = _transcript(loaded, text, language, tokens, unknown)
+    if window_seconds is None:
+        (log_probs,) = emissions(loaded, [wave])
+    else:
+        log_probs = windowed_emissions(loaded, wave, window_seconds)
+    vocab = loaded.vocab
+    if WILDCARD in token_list:
+        log_probs = with_wildcard(log_probs, vocab.blank_id)
+    ids = [vocab.index.get(t, len(vocab)) for t in token_list]  # the wildcard: the extra class
+    path, scores = forced_align(log_probs, ids, vocab.blank_id, backend)
+    spans = token_spans(path, scores, token_list, vocab.blank_id)
     frame = loaded.model.config.inputs_to_logits_ratio / loaded.sample_rate
+    if blanks == "extend":
+        spans = extend_spans(spans, len(path), round(PAUSE_SECONDS / frame))
     return word_spans(spans, words, frame)
 
 
-def evaluate_alignment(loaded, rows, progress: bool = True):
+def evaluate_alignment(loaded, rows, progress: bool = True, blanks: str = "extend"):
     """Align each row's reference phones and compare with its reference phone times.
 
     Args:
         loaded: the model.
         rows: manifest rows with ``phones`` and an ``alignment`` file (a TextGrid with a
             ``phones`` tier, e.g. espeak-ng's own times, or TIMIT ``.phn``).
+        blanks: see :func:`align`.
 
     Returns:
         one row per phone: ``id, speaker, phone, ref_start, ref_end, start, end, score,
@@ -378,7 +338,7 @@ def evaluate_alignment(loaded, rows, progress: bool = True):
     records = []
     for row in tqdm(rows, desc="aligning", disable=not progress):
         words = align(loaded, load_audio(row.audio, loaded.sample_rate), row.text,
-                      tokens=row.phones)  # fmt: skip
+                      tokens=row.phones, blanks=blanks)  # fmt: skip
         aligned = [p for w in words for p in w.phones]
         reference = read_alignment(row.alignment)["phones"]
         if [r.label for r in reference] != [p[0] for p in aligned]:

@@ -100,7 +100,8 @@ def cmd_align(args: argparse.Namespace) -> int:
 
     loaded = load_model(str(args.model))
     wave = load_audio(args.audio, loaded.sample_rate, allow_silence=True)
-    words = align(loaded, wave, args.text)
+    words = align(loaded, wave, args.text, unknown=args.unknown,
+                  window_seconds=args.window_seconds, blanks=args.blanks)  # fmt: skip
     if args.textgrid:
         write_textgrid(args.textgrid, to_tiers(words), len(wave) / loaded.sample_rate)
     if args.json:
@@ -229,6 +230,19 @@ def build_parser() -> argparse.ArgumentParser:
     align.add_argument("--text", required=True, help="the words spoken")
     align.add_argument("--json", action="store_true", help="one JSON object: words with phones")
     align.add_argument("--textgrid", type=Path, help="also write a Praat TextGrid here")
+    align.add_argument(
+        "--unknown", choices=("error", "wildcard"), default="error",
+        help="a word the model cannot spell: stop (default), or align it as one '*' phone",
+    )  # fmt: skip
+    align.add_argument(
+        "--window-seconds", type=float, metavar="S",
+        help="run the model in windows of S seconds, for clips over a minute (one alignment)",
+    )  # fmt: skip
+    align.add_argument(
+        "--blanks", choices=("extend", "keep"), default="extend",
+        help="a phone ends where the next starts, except before a pause (extend, default), or "
+        "after its own CTC frames (keep)",
+    )  # fmt: skip
     align.set_defaults(func=cmd_align)
 
     doctor = sub.add_parser("doctor", help="show versions, espeak-ng, torchaudio and TTS engines")

@@ -19,6 +19,7 @@ import pandas as pd
 from rapidfuzz.distance import Levenshtein
 
 from phonex.phonemes import WORD_SEP
+from phonex.phonesets import arpabet_to_39, ipa_to_39
 
 TOP_K = (1, 2, 3, 4, 5)
 
@@ -224,3 +225,101 @@ def boundary_accuracy(errors: Sequence[float], tolerances: Sequence[float] = TOL
         "mean_abs_error_s": float(errors.mean()),
         "boundaries": int(errors.size),
     }
+
+
+# --- boundaries on a common phone set -------------------------------------------------------
+
+# TIMIT closures (TIMIT-61's bcl..kcl, the reduced set's cl and vcl) and pauses.
+_CLOSURES = frozenset(("cl", "vcl", "bcl", "dcl", "gcl", "pcl", "tcl", "kcl"))
+_PAUSES = frozenset(("sil", "sp", "pau", "h#", "epi"))
+_RELEASES = frozenset(("b", "d", "g", "p", "t", "k", "ch", "jh"))
+LABEL_SETS = ("timit", "espeak")
+
+
+@dataclass
+class MatchedBoundaries:
+    """Boundary errors of the phones two alignments agree on, once both are in TIMIT-39.
+
+    Attributes:
+        onset_error, offset_error: absolute differences (s) over matched phones; a boundary inside
+            a unit that maps to two phones (espeak-ng ``iə`` -> ``iy ah``) is unknown, left out.
+        matched: reference phones paired by the edit alignment with a phone of the same label.
+        reference_phones, hypothesis_phones: phones on each side after mapping.
+    """
+
+    onset_error: np.ndarray
+    offset_error: np.ndarray
+    matched: int
+    reference_phones: int
+    hypothesis_phones: int
+
+
+def _timit39_phones(
+    intervals: Sequence, label_set: str
+) -> list[tuple[str, float | None, float | None]]:
+    """``(TIMIT-39 label, start, end)`` per phone; None is a boundary the labels do not give."""
+    if label_set not in LABEL_SETS:
+        raise ValueError(f"label set {label_set!r}: expected one of {LABEL_SETS}")
+    items = [i for i in intervals if i.label.strip() and i.label.strip() != WORD_SEP]
+    out: list[tuple[str, float | None, float | None]] = []
+    closure_start = None
+    for k, item in enumerate(items):
+        label = item.label.strip()
+        following = items[k + 1].label.strip() if k + 1 < len(items) else ""
+        if label_set == "timit":
+            label = label.lower()
+            if label in _PAUSES or label in _CLOSURES:
+                # espeak-ng's stop spans its closure and burst, so a closure joins the stop (or
+                # affricate) after it; an unreleased closure says no stop, and is dropped
+                if label in _CLOSURES and following.lower() in _RELEASES:
+                    closure_start = item.start
+                continue
+            phones = arpabet_to_39([label])  # TIMIT's own labels fold too (q: none)
+        else:
+            # espeak-ng's oː is ao before ɹ: ipa_to_39 reads the next phone, then drop its part
+            phones = ipa_to_39([label, following], convention="timit")
+            phones = phones[: len(phones) - len(ipa_to_39([following], convention="timit"))]
+        start = item.start if closure_start is None else closure_start
+        closure_start = None
+        for n, phone in enumerate(phones):
+            out.append((phone, start if n == 0 else None,
+                        item.end if n == len(phones) - 1 else None))  # fmt: skip
+    return out
+
+
+def matched_boundary_errors(
+    reference: Sequence,
+    hypothesis: Sequence,
+    reference_labels: str = "timit",
+    hypothesis_labels: str = "espeak",
+) -> MatchedBoundaries:
+    """Boundary errors of the phones two alignments share when their phone sequences differ.
+
+    Both sides are mapped to TIMIT-39 (:mod:`phonex.phonesets`): pauses dropped, a TIMIT closure
+    merged into the stop after it. The two label sequences are aligned by edit distance, and
+    only phones paired with the same label count: substituted, inserted and deleted phones have
+    no counterpart to time against.
+
+    Args:
+        reference, hypothesis: intervals (``label``, ``start``, ``end``) in seconds.
+        reference_labels, hypothesis_labels: ``"timit"`` (TIMIT-61, its reduced cl/vcl/sil
+            set, or ARPAbet with stress digits) or ``"espeak"`` (espeak-ng IPA).
+
+    Raises:
+        phonex.phonesets.UnknownPhoneError: a label outside its set.
+    """
+    ref = _timit39_phones(reference, reference_labels)
+    hyp = _timit39_phones(hypothesis, hypothesis_labels)
+    onsets, offsets, matched = [], [], 0
+    for op in Levenshtein.opcodes([p[0] for p in ref], [p[0] for p in hyp]):
+        if op.tag != "equal":
+            continue
+        for (_, r_start, r_end), (_, h_start, h_end) in zip(
+            ref[op.src_start : op.src_end], hyp[op.dest_start : op.dest_end]
+        ):
+            matched += 1
+            if r_start is not None and h_start is not None:
+                onsets.append(abs(r_start - h_start))
+            if r_end is not None and h_end is not None:
+                offsets.append(abs(r_end - h_end))
+    return MatchedBoundaries(np.array(onsets), np.array(offsets), matched, len(ref), len(hyp))

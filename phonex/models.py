@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -227,6 +227,17 @@ def load_model(
         language = sidecar.get("language", language)
     source = sidecar.get("source", name) if keep_head else name
     return LoadedModel(model, vocab, extractor, units, language, source)
+
+
+def random_init(loaded: LoadedModel, seed: int = 0) -> LoadedModel:
+    """The same architecture, vocabulary and inputs with freshly initialised weights.
+
+    The baseline of a probe: what a layer shows before any training is the architecture's and
+    the input's doing, not learning's.
+    """
+    torch.manual_seed(seed)
+    model = type(loaded.model)(loaded.model.config)
+    return replace(loaded, model=model, source=f"{loaded.source} (random init, seed {seed})")
 
 
 def load_seq2seq(name: str = "s2t-small"):

@@ -1,27 +1,31 @@
 import itertools
 import json
+import math
 
 import numpy as np
 import pytest
 import torch
 
 from phonex.align import (
-    _torchaudio_forced_align,
+    WILDCARD,
+    TokenSpan,
     align,
-    forced_align,
+    extend_spans,
     to_tiers,
     token_spans,
-    viterbi,
-    viterbi_batch,
+    windowed_emissions,
+    with_wildcard,
     word_spans,
 )
 from phonex.cli import main
+from phonex.config import MODELS_DIR
 from phonex.intervals import AlignmentError, Interval, read_alignment
 from phonex.lexicon import pronunciations
 from phonex.metrics import boundary_accuracy, boundary_errors
 from phonex.models import load_model
 from phonex.phonemes import Vocabulary
 from phonex.tts import Voice, synthesize
+from phonex.viterbi import _torchaudio_forced_align, forced_align, viterbi, viterbi_batch
 
 
 def collapse(path, blank=0):
@@ -114,6 +118,22 @@ def test_spans_and_words_from_a_path():
     assert [i.label for i in tiers["phones"]] == ["a", "b", "b"]
 
 
+def test_extend_spans_ends_phones_at_the_next_phone_except_before_a_pause():
+    spans = [TokenSpan(t, a, b, 0.5) for t, a, b in [
+        ("a", 0, 1), ("b", 3, 4), ("|", 5, 6), ("c", 6, 7),  # a short gap between words
+        ("|", 9, 10), ("d", 20, 21), ("e", 24, 25),  # a pause before d; e ends the clip
+    ]]  # fmt: skip
+    ends = [(s.token, s.end) for s in extend_spans(spans, frames=25, pause_frames=5)]
+    assert ends == [("a", 3), ("b", 6), ("|", 6), ("c", 8), ("|", 10), ("d", 24), ("e", 25)]
+
+
+def test_the_wildcard_scores_the_best_non_blank_class():
+    log_probs = torch.log_softmax(torch.randn(6, 4), -1)
+    extended = with_wildcard(log_probs, blank=0)
+    assert extended.shape == (6, 5)
+    torch.testing.assert_close(extended[:, 4], log_probs[:, 1:].amax(1))
+
+
 def test_boundary_accuracy_counts_onsets_and_offsets_within_tolerance():
     ref = [Interval("a", 0.10, 0.20), Interval("b", 0.20, 0.30)]
     hyp = [Interval("a", 0.105, 0.24), Interval("b", 0.24, 0.30)]
@@ -167,3 +187,112 @@ def test_align_refuses_bad_text_and_overlong_clips(model_dir):
         align(loaded, np.zeros(16000 * 3, np.float32), "Zyrtec", max_seconds=2)
     with pytest.raises(AlignmentError, match="do not fit"):
         align(loaded, np.zeros(800, np.float32), "Novolog insulin")
+
+
+def peaky(vocab, tokens):
+    """Log-probs where frame t emits ``tokens[t]`` (None: the blank) with probability 0.9."""
+    log_probs = torch.full((len(tokens), len(vocab)), math.log(0.1 / (len(vocab) - 1)))
+    for t, token in enumerate(tokens):
+        log_probs[t, vocab.blank_id if token is None else vocab.index[token]] = math.log(0.9)
+    return log_probs
+
+
+@pytest.mark.parametrize("text", ["Zyrtec xylophone Zyrtec", "Zyrtec — Zyrtec"])
+def test_a_wildcard_word_takes_the_frames_between_its_neighbours(model_dir, monkeypatch, text):
+    # "xylophone" has phones the model lacks; "—" phonemizes to nothing
+    loaded = load_model(str(model_dir))
+    zyrtec = pronunciations(["Zyrtec"])["Zyrtec"].split()
+    unknown = ["n", "ɑː", None, "s", "l", "ɪ"]  # any phones, a blank among them
+    log_probs = peaky(loaded.vocab, [*zyrtec, "|", *unknown, "|", *zyrtec, None, None])
+    monkeypatch.setattr("phonex.models.emissions", lambda loaded, waves, **_: [log_probs])
+    words = align(loaded, np.zeros(16000, np.float32), text, unknown="wildcard", blanks="keep")
+    frame = loaded.model.config.inputs_to_logits_ratio / loaded.sample_rate
+    assert [w.word for w in words] == text.split()
+    assert [p[0] for p in words[0].phones] == [p[0] for p in words[2].phones] == zyrtec
+    ((label, start, end, score),) = words[1].phones
+    first = len(zyrtec) + 1
+    assert label == WILDCARD and (start, end) == (first * frame, (first + 6) * frame)
+    assert 0 < score < 1
+
+
+def test_align_flags_a_wildcard_word_on_the_command_line(model_dir, tmp_path, capsys):
+    import soundfile as sf
+
+    speech = synthesize("Zyrtec xylophone", Voice("espeak", "en-us"))
+    clip = tmp_path / "clip.wav"
+    sf.write(clip, speech.wave, speech.sample_rate)
+    command = ["align", "--model", str(model_dir), "--audio", str(clip),
+               "--text", "Zyrtec xylophone", "--json"]  # fmt: skip
+    assert main(command) == 2  # the default: a word the model cannot spell is an error
+    assert "does not have: aɪ" in capsys.readouterr().err
+    assert main([*command, "--unknown", "wildcard", "--blanks", "keep"]) == 0
+    words = json.loads(capsys.readouterr().out)["words"]
+    assert [w["word"] for w in words] == ["Zyrtec", "xylophone"]
+    assert [p["phone"] for p in words[1]["phones"]] == [WILDCARD]
+    assert words[0]["end"] <= words[1]["start"]
+
+
+def test_windowed_emissions_keep_every_frame_in_place_far_from_window_edges(
+    model_dir, monkeypatch
+):
+    loaded = load_model(str(model_dir))
+    hop, output_frames = (loaded.model.config.inputs_to_logits_ratio,
+                          loaded.model._get_feat_extract_output_lengths)  # fmt: skip
+
+    def fake_emissions(loaded, waves, **_):
+        # per frame: the sample where it starts (waves hold sample numbers), and its distance
+        # to the nearer edge of its window
+        out = []
+        for wave in waves:
+            n = int(output_frames(torch.tensor(len(wave))))
+            edge = torch.minimum(torch.arange(n), n - 1 - torch.arange(n))
+            out.append(torch.stack([torch.from_numpy(wave[::hop][:n]), edge.double()], 1))
+        return out
+
+    monkeypatch.setattr("phonex.models.emissions", fake_emissions)
+    wave = np.arange(16000 * 5 + 123, dtype=np.float64)
+    stitched = windowed_emissions(loaded, wave, window_seconds=1.0)
+    frames = int(output_frames(torch.tensor(len(wave))))
+    assert stitched[:, 0].tolist() == [hop * f for f in range(frames)]
+    # a 1 s window overlaps the next by 0.5 s (25 frames), cut in the middle: every frame is at
+    # least 11 frames from an edge of its window, except near the clip's own ends
+    clip_edge = torch.minimum(torch.arange(frames), frames - 1 - torch.arange(frames))
+    assert (stitched[:, 1] >= torch.clamp(clip_edge, max=11)).all()
+
+
+def test_windows_lift_the_length_limit(model_dir):
+    loaded = load_model(str(model_dir))
+    speech = synthesize("Novolog insulin Zyrtec", Voice("espeak", "en-us"))
+    wave = np.r_[speech.wave, np.zeros(16000)].astype(np.float32)
+    with pytest.raises(AlignmentError, match="longer than max_seconds"):
+        align(loaded, wave, "Novolog insulin Zyrtec", max_seconds=1.0)
+    words = align(loaded, wave, "Novolog insulin Zyrtec", max_seconds=1.0, window_seconds=1.0)
+    assert [w.word for w in words] == ["Novolog", "insulin", "Zyrtec"]
+    times = [t for w in words for p in w.phones for t in (p[1], p[2])]
+    assert times == sorted(times) and times[-1] <= len(wave) / loaded.sample_rate
+    # a clip no longer than the window is one window: the one-pass alignment
+    assert align(loaded, wave, "Novolog insulin Zyrtec", window_seconds=60.0) == align(
+        loaded, wave, "Novolog insulin Zyrtec"
+    )
+
+
+TRAINED = MODELS_DIR / "bench-drugs-tiny" / "best"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not TRAINED.is_dir(), reason=f"no trained model at {TRAINED}")
+def test_windowed_alignment_of_a_trained_model_matches_one_pass():
+    # a random model's emissions are flat, so its forced path moves with any change to them;
+    # a trained model's spikes do not
+    loaded = load_model(str(TRAINED))
+    text = "Abilify insulin aspart Zyrtec"
+    speech = synthesize(text, Voice("espeak", "en-us"))
+    wave = np.r_[np.zeros(8000), speech.wave, np.zeros(8000)].astype(np.float32)
+    assert len(wave) / loaded.sample_rate > 2.5
+    whole = align(loaded, wave, text, blanks="keep")
+    windowed = align(loaded, wave, text, window_seconds=1.0, blanks="keep")
+    frame = loaded.model.config.inputs_to_logits_ratio / loaded.sample_rate
+    pairs = [(p, q) for a, b in zip(whole, windowed, strict=True)
+             for p, q in zip(a.phones, b.phones, strict=True)]  # fmt: skip
+    assert all(p[0] == q[0] for p, q in pairs)
+    assert max(abs(p[i] - q[i]) for p, q in pairs for i in (1, 2)) <= frame + 1e-9

@@ -1,9 +1,11 @@
 import pytest
 
+from phonex.intervals import Interval
 from phonex.metrics import (
     confusion_matrix,
     error_rate,
     feature_distance,
+    matched_boundary_errors,
     mean_reciprocal_rank,
     pair_confusions,
     phone_edit_distance,
@@ -61,3 +63,34 @@ def test_pair_confusions_count_each_direction():
     assert (first.a_as_b, first.b_as_a, first.clips_a, first.clips_b) == (1, 0, 2, 2)
     assert first.confusion_rate == pytest.approx(0.25)
     assert 0 < first.feature_distance < first.phone_distance <= 1
+
+
+def _tier(*phones):
+    return [Interval(label, start, end) for label, start, end in phones]
+
+
+def test_matched_boundaries_skip_substitutions_and_insertions_and_join_closures():
+    # TIMIT "the dog" against espeak-ng's: ax heard as ɪ, a schwa inserted, ɑː and ao both aa
+    reference = _tier(("h#", 0.0, 0.1), ("dh", 0.1, 0.15), ("ax", 0.15, 0.2), ("vcl", 0.2, 0.25),
+                      ("d", 0.25, 0.3), ("ao", 0.3, 0.5), ("gcl", 0.5, 0.55), ("g", 0.55, 0.6),
+                      ("h#", 0.6, 0.7))  # fmt: skip
+    hypothesis = _tier(("ð", 0.12, 0.15), ("ɪ", 0.15, 0.22), ("d", 0.22, 0.3), ("ɑː", 0.3, 0.45),
+                       ("ə", 0.45, 0.5), ("ɡ", 0.5, 0.62))  # fmt: skip
+    result = matched_boundary_errors(reference, hypothesis)
+    assert (result.matched, result.reference_phones, result.hypothesis_phones) == (4, 5, 6)
+    # dh, d (its onset is the closure's), aa, g
+    assert result.onset_error == pytest.approx([0.02, 0.02, 0.0, 0.0])
+    assert result.offset_error == pytest.approx([0.0, 0.0, 0.05, 0.02])
+
+
+def test_matched_boundaries_leave_out_boundaries_inside_a_split_unit():
+    # espeak-ng's iə is iy + ah; an unreleased closure (no stop after it) and q are dropped
+    reference = _tier(("iy", 0.0, 0.1), ("ax", 0.1, 0.2), ("vcl", 0.2, 0.3), ("q", 0.3, 0.35),
+                      ("sil", 0.35, 0.5))  # fmt: skip
+    hypothesis = _tier(("iə", 0.01, 0.19), ("", 0.19, 0.5))
+    result = matched_boundary_errors(reference, hypothesis)
+    assert (result.matched, result.reference_phones, result.hypothesis_phones) == (2, 2, 2)
+    assert result.onset_error == pytest.approx([0.01])
+    assert result.offset_error == pytest.approx([0.01])
+    with pytest.raises(ValueError, match="label set"):
+        matched_boundary_errors(reference, hypothesis, hypothesis_labels="ipa")
