@@ -36,3 +36,4 @@ bench: setup
 	$(BIN)/python benchmarks/bench_recipe.py
 	$(BIN)/python benchmarks/bench_recognition.py
 	$(BIN)/python benchmarks/bench_alignment.py
+	$(BIN)/python benchmarks/bench_probe.py

@@ -29,6 +29,14 @@ SHARED_DATA_DIR = PROJ_ROOT.parent / "shared" / "data"
 PACKAGE_DATA_DIR = Path(__file__).resolve().parent / "data"
 
 
+def in_project(path: str | Path, default: Path) -> Path:
+    """A notebook parameter as a path: empty -> ``default``; a relative path that names a file
+    of the project is taken from the project root (notebooks run in notebooks/)."""
+    if not path:
+        return default
+    return PROJ_ROOT / path if (PROJ_ROOT / path).exists() else Path(path)
+
+
 class ConfigError(ValueError):
     """A settings file or override that does not fit the dataclasses."""
 

@@ -367,3 +367,39 @@ def plot_boundary_errors(errors: Mapping[str, Sequence[float]], tolerances=(0.01
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def plot_layer_curves(table: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Probe accuracy per layer with its confidence band: one colour per model, phones solid,
+    the control task dashed, the majority baseline dotted (grey).
+
+    Args:
+        table: rows of :func:`phonex.probe.probe_layers` with a ``model`` column.
+    """
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for (model, group), colour in zip(table.groupby("model", sort=False), sns.color_palette()):
+        for task, style in (("phone", "-"), ("control", "--")):
+            rows = group[group.task == task].sort_values("layer")
+            ax.plot(rows.layer, rows.accuracy, style, marker="o", color=colour,
+                    label=f"{model}: {task}")  # fmt: skip
+            ax.fill_between(rows.layer, rows.ci_low, rows.ci_high, color=colour, alpha=0.2)
+    ax.axhline(table.majority.max(), color="grey", ls=":", label="majority class")
+    ax.set(xlabel="layer (0 = transformer input)", ylabel="frame accuracy (test voices)",
+           ylim=(0, 1), title=title)  # fmt: skip
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
+    fig.tight_layout()
+    return fig
+
+
+def plot_phone_confusion(matrix: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Heat map of a phone confusion matrix as row shares (what each true phone became)."""
+    shares = matrix.div(matrix.sum(axis=1).replace(0, 1), axis=0)
+    size = 0.28 * len(matrix) + 2
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    sns.heatmap(shares, cmap="magma_r", vmin=0, vmax=1, square=True, ax=ax,
+                cbar_kws={"label": "share of the true phone's frames"})  # fmt: skip
+    ax.set(title=title, xlabel="probe says", ylabel="true phone")
+    ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    return fig

@@ -24,6 +24,13 @@ def test_notebook_runs_headless_in_quick_mode(path, tmp_path, tiny_corpus):
         load_model("tiny-test", vocab).save(tmp_path / "model")
         params.update(MODEL=str(tmp_path / "model"), CORPUS_DIR=str(tiny_corpus[0].parent),
                       MAX_CLIPS=8)  # fmt: skip
+    if path.name.startswith("06"):
+        load_model("tiny-test", Vocabulary.build(r.phones for r in tiny_corpus[1])).save(
+            tmp_path / "model"
+        )
+        params.update(MODEL=str(tmp_path / "model"), CORPUS_DIR=str(tiny_corpus[0].parent),
+                      TRAIN_CLIPS=12, TEST_CLIPS=6, MAX_ITER=10,
+                      CACHE_DIR=str(tmp_path / "hidden-states"))  # fmt: skip
     if path.name.startswith("04"):
         params.update(SNRS=[10], PIPER_NAMES=2, FSDD_CLIPS=20)
     (executed,) = run_notebooks([path.name[:2]], quick=True, out_dir=tmp_path, parameters=params)
