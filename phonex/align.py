@@ -29,6 +29,7 @@ from phonex.viterbi import forced_align
 
 WILDCARD = "*"  # unknown="wildcard": the token, and phone label, of a word the model cannot spell
 PAUSE_SECONDS = 0.1  # blanks="extend": a longer gap between two words is a pause
+SILENCE_DB = -60  # a quieter clip has no speech to align (the path would be arbitrary)
 WINDOW_OVERLAP_SECONDS = 4.0  # window_seconds: context shared by neighbouring windows
 
 
@@ -288,11 +289,17 @@ def align(loaded, wave: np.ndarray, text: str, language: str | None = None,
         blanks: ``"extend"`` (:func:`extend_spans`, pauses over :data:`PAUSE_SECONDS`; twice
             as many offsets within 20 ms of espeak-ng's) or ``"keep"`` (its own frames only).
     """
+    from phonex.audio import rms_db
     from phonex.models import emissions
 
     if unknown not in ("error", "wildcard") or blanks not in ("keep", "extend"):
         raise ValueError(f"unknown={unknown!r}, blanks={blanks!r}: expected error or wildcard, "
                          "keep or extend")  # fmt: skip
+    if rms_db(wave) < SILENCE_DB:
+        raise AlignmentError(
+            f"the clip is silent (level {rms_db(wave):.0f} dBFS, under {SILENCE_DB} dBFS): there "
+            "is no speech to align the text to"
+        )
     seconds = len(wave) / loaded.sample_rate
     if window_seconds is None and seconds > max_seconds:
         raise AlignmentError(

@@ -176,17 +176,21 @@ def test_align_a_clip_gives_ordered_times_and_a_textgrid_praat_reads(model_dir, 
     assert all(0 <= p["score"] <= 1 for w in out["words"] for p in w["phones"])
 
 
-def test_align_refuses_bad_text_and_overlong_clips(model_dir):
+def test_align_refuses_bad_text_silence_and_overlong_clips(model_dir):
     loaded = load_model(str(model_dir))
-    wave = np.zeros(16000, np.float32)
+    noise = np.random.default_rng(0).normal(scale=0.05, size=16000 * 3).astype(np.float32)
     with pytest.raises(AlignmentError, match="not have"):
-        align(loaded, wave, "xylophone jazz")
+        align(loaded, noise, "xylophone jazz")
     with pytest.raises(AlignmentError, match="empty"):
-        align(loaded, wave, "  ")
+        align(loaded, noise, "  ")
     with pytest.raises(AlignmentError, match="longer than max_seconds"):
-        align(loaded, np.zeros(16000 * 3, np.float32), "Zyrtec", max_seconds=2)
+        align(loaded, noise, "Zyrtec", max_seconds=2)
     with pytest.raises(AlignmentError, match="do not fit"):
-        align(loaded, np.zeros(800, np.float32), "Novolog insulin")
+        align(loaded, noise[:800], "Novolog insulin")
+    for silent in (np.zeros(16000, np.float32), noise * 1e-4):
+        with pytest.raises(AlignmentError, match="silent"):
+            align(loaded, silent, "Zyrtec")
+    assert align(loaded, noise, "Zyrtec")[0].word == "Zyrtec"
 
 
 def peaky(vocab, tokens):
@@ -205,7 +209,8 @@ def test_a_wildcard_word_takes_the_frames_between_its_neighbours(model_dir, monk
     unknown = ["n", "ɑː", None, "s", "l", "ɪ"]  # any phones, a blank among them
     log_probs = peaky(loaded.vocab, [*zyrtec, "|", *unknown, "|", *zyrtec, None, None])
     monkeypatch.setattr("phonex.models.emissions", lambda loaded, waves, **_: [log_probs])
-    words = align(loaded, np.zeros(16000, np.float32), text, unknown="wildcard", blanks="keep")
+    wave = np.full(16000, 0.1, np.float32)  # any audible clip: the emissions are given
+    words = align(loaded, wave, text, unknown="wildcard", blanks="keep")
     frame = loaded.model.config.inputs_to_logits_ratio / loaded.sample_rate
     assert [w.word for w in words] == text.split()
     assert [p[0] for p in words[0].phones] == [p[0] for p in words[2].phones] == zyrtec

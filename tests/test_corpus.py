@@ -391,3 +391,40 @@ def test_add_phones_names_bad_row() -> None:
         add_phones(rows)
     with pytest.raises(CorpusError, match="row 'blank': empty text"):
         add_phones([dataclasses.replace(_row("blank"), text="  ")])
+
+
+BAD_TEXTGRID = """File type = "ooTextFile"
+Object class = "TextGrid"
+
+xmin = 0
+xmax = 1
+tiers? <exists>
+size = 1
+item []:
+    item [1]:
+        class = "IntervalTier"
+        name = "phones"
+        xmin = 0
+        xmax = 1
+        intervals: size = 2
+        intervals [1]:
+            xmin = 0
+            xmax = {first_end}
+            text = "a"
+        intervals [2]:
+            xmin = 0.4
+            xmax = 1
+            text = "b"
+"""
+
+
+@pytest.mark.parametrize(
+    ("first_end", "problem"), [("0.6", "overlap"), ("", "not a readable TextGrid")]
+)
+def test_reading_a_textgrid_praat_would_reject_names_the_file(tmp_path, first_end, problem):
+    path = tmp_path / "bad.TextGrid"
+    path.write_text(BAD_TEXTGRID.format(first_end=first_end))
+    with pytest.raises(AlignmentError, match=rf"bad.TextGrid: .*{problem}"):
+        read_alignment(path)
+    path.write_text(BAD_TEXTGRID.format(first_end="0.4"))  # the same file, made valid
+    assert [i.label for i in read_alignment(path)["phones"]] == ["a", "b"]
