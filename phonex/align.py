@@ -267,7 +267,7 @@ def windowed_emissions(loaded, wave: np.ndarray, window_seconds: float) -> torch
 def align(loaded, wave: np.ndarray, text: str, language: str | None = None,
           max_seconds: float = 60.0, backend: str = "auto", tokens: str | None = None,
           unknown: str = "error", window_seconds: float | None = None,
-          blanks: str = "extend") -> list[WordSpan]:  # fmt: skip
+          blanks: str = "extend", calibration=None) -> list[WordSpan]:  # fmt: skip
     """Align ``text`` to a clip: words with their phone (or character) spans, in seconds.
 
     Args:
@@ -288,6 +288,8 @@ def align(loaded, wave: np.ndarray, text: str, language: str | None = None,
             pointers).
         blanks: ``"extend"`` (:func:`extend_spans`, pauses over :data:`PAUSE_SECONDS`; twice
             as many offsets within 20 ms of espeak-ng's) or ``"keep"`` (its own frames only).
+        calibration: a :class:`phonex.boundaries.BoundaryCalibration` fitted on training
+            voices: onsets move from the CTC spike to where the phone begins.
     """
     from phonex.audio import rms_db
     from phonex.models import emissions
@@ -320,17 +322,19 @@ def align(loaded, wave: np.ndarray, text: str, language: str | None = None,
     frame = loaded.model.config.inputs_to_logits_ratio / loaded.sample_rate
     if blanks == "extend":
         spans = extend_spans(spans, len(path), round(PAUSE_SECONDS / frame))
-    return word_spans(spans, words, frame)
+    words = word_spans(spans, words, frame)
+    return calibration.apply(words) if calibration is not None else words
 
 
-def evaluate_alignment(loaded, rows, progress: bool = True, blanks: str = "extend"):
+def evaluate_alignment(loaded, rows, progress: bool = True, blanks: str = "extend",
+                       calibration=None):  # fmt: skip
     """Align each row's reference phones and compare with its reference phone times.
 
     Args:
         loaded: the model.
         rows: manifest rows with ``phones`` and an ``alignment`` file (a TextGrid with a
             ``phones`` tier, e.g. espeak-ng's own times, or TIMIT ``.phn``).
-        blanks: see :func:`align`.
+        blanks, calibration: see :func:`align`.
 
     Returns:
         one row per phone: ``id, speaker, phone, ref_start, ref_end, start, end, score,
@@ -345,7 +349,7 @@ def evaluate_alignment(loaded, rows, progress: bool = True, blanks: str = "exten
     records = []
     for row in tqdm(rows, desc="aligning", disable=not progress):
         words = align(loaded, load_audio(row.audio, loaded.sample_rate), row.text,
-                      tokens=row.phones, blanks=blanks)  # fmt: skip
+                      tokens=row.phones, blanks=blanks, calibration=calibration)  # fmt: skip
         aligned = [p for w in words for p in w.phones]
         reference = read_alignment(row.alignment)["phones"]
         if [r.label for r in reference] != [p[0] for p in aligned]:

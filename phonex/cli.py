@@ -95,13 +95,15 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 def cmd_align(args: argparse.Namespace) -> int:
     from phonex.align import align, to_tiers
     from phonex.audio import load_audio
+    from phonex.boundaries import BoundaryCalibration
     from phonex.intervals import write_textgrid
     from phonex.models import load_model
 
     loaded = load_model(str(args.model))
     wave = load_audio(args.audio, loaded.sample_rate, allow_silence=True)
-    words = align(loaded, wave, args.text, unknown=args.unknown,
-                  window_seconds=args.window_seconds, blanks=args.blanks)  # fmt: skip
+    calibration = BoundaryCalibration.load(args.calibration) if args.calibration else None
+    words = align(loaded, wave, args.text, unknown=args.unknown, window_seconds=args.window_seconds,
+                  blanks=args.blanks, calibration=calibration)  # fmt: skip
     if args.textgrid:
         write_textgrid(args.textgrid, to_tiers(words), len(wave) / loaded.sample_rate)
     if args.json:
@@ -242,6 +244,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--blanks", choices=("extend", "keep"), default="extend",
         help="a phone ends where the next starts, except before a pause (extend, default), or "
         "after its own CTC frames (keep)",
+    )  # fmt: skip
+    align.add_argument(
+        "--calibration", type=Path, metavar="JSON",
+        help="move onsets by a boundary calibration fitted on training voices "
+        "(phonex.boundaries; benchmarks/bench_alignment.py writes one beside the model)",
     )  # fmt: skip
     align.set_defaults(func=cmd_align)
 
