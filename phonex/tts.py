@@ -2,7 +2,7 @@
 
 Every engine turns (text, voice) into a :class:`Synthesis`: the waveform, its sample rate and,
 when the engine can tell, the true time of every phone. espeak-ng reports its phonemes with audio
-positions, so its clips come with alignment ground truth; piper and gTTS do not.
+positions, so its clips come with alignment ground truth; piper, flite, festival and gTTS do not.
 
 A voice grid is data (``phonex/data/voices.yaml``), not code: accents x variants x rates x
 pitches per engine, with the voices held out for testing named in the same file.
@@ -11,6 +11,7 @@ pitches per engine, with the voices held out for testing named in the same file.
 from __future__ import annotations
 
 import itertools
+import shutil
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -28,6 +29,8 @@ from phonex.espeak import (
     find_espeak,
 )
 from phonex.phonemes import normalize_phone
+
+SILENT_PEAK = 0.01  # -40 dBFS: what flite "says" for punctuation alone peaks at 0.003
 
 
 class EngineUnavailableError(RuntimeError):
@@ -213,11 +216,105 @@ class GTTSEngine(Engine):
         return Synthesis(wave.mean(axis=1), sr)
 
 
-ENGINES: dict[str, Engine] = {e.name: e for e in (EspeakEngine(), PiperEngine(), GTTSEngine())}
+def _run_to_wav(command: list[str], text_stdin: str | None, engine: str, text: str) -> Synthesis:
+    """Run an engine's command that writes ``{out}``; read the WAV back (checked: not silent)."""
+    import subprocess
+    import tempfile
+
+    import soundfile as sf
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "speech.wav"
+        done = subprocess.run([c.replace("{out}", str(out)) for c in command], input=text_stdin, check=False,
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+        error = "\n".join(line for line in (done.stderr + done.stdout).splitlines()
+                          if "ERROR" in line.upper())  # fmt: skip
+        if error:
+            raise ValueError(f"{engine} could not speak {text!r}: {error}")
+        if not out.is_file() or out.stat().st_size <= 44:  # 44 bytes: a WAV header alone
+            raise ValueError(f"{engine} produced no speech for {text!r} (no audio written)")
+        if done.returncode != 0:
+            raise ValueError(f"{engine} could not speak {text!r}: {done.stderr.strip()}")
+        wave, sr = sf.read(out, dtype="float32", always_2d=True)
+    wave = wave.mean(axis=1)
+    if not len(wave) or np.max(np.abs(wave)) < SILENT_PEAK:
+        raise ValueError(f"{engine} produced no speech for {text!r} (its output peaks under "
+                         f"{SILENT_PEAK})")  # fmt: skip
+    return Synthesis(wave, sr)
+
+
+class FliteEngine(Engine):
+    """Debian's flite (CMU Flite) with its built-in English voices (kal, kal16, awb, rms, slt)."""
+
+    name = "flite"
+
+    def available(self) -> tuple[bool, str]:
+        if shutil.which("flite") is None:
+            return False, "flite is not installed (Debian/Ubuntu: sudo apt-get install flite)"
+        return True, ""
+
+    @staticmethod
+    @lru_cache(maxsize=1)
+    def voices() -> tuple[str, ...]:
+        import subprocess
+
+        listing = subprocess.run(
+            ["flite", "-lv"], capture_output=True, text=True, check=True
+        ).stdout
+        return tuple(listing.split(":", 1)[-1].split())
+
+    def synthesize(self, text: str, voice: Voice) -> Synthesis:
+        _check_text(text, voice)
+        self.require()
+        if voice.name not in self.voices():  # flite would fall back to kal without a word
+            raise ValueError(f"flite has no voice {voice.name!r}; it has {list(self.voices())}")
+        command = ["flite", "-voice", voice.name, "--setf", f"duration_stretch={175 / voice.rate:.3f}",
+                   "-t", text, "-o", "{out}"]  # fmt: skip
+        return _run_to_wav(command, None, "flite", text)
+
+
+class FestivalEngine(Engine):
+    """The Festival speech synthesis system (Debian's festival and festvox-* voice packages)."""
+
+    name = "festival"
+
+    def available(self) -> tuple[bool, str]:
+        if shutil.which("text2wave") is None:
+            return False, ("festival is not installed (Debian/Ubuntu: sudo apt-get install festival "
+                           "festvox-kallpc16k)")  # fmt: skip
+        return True, ""
+
+    @staticmethod
+    @lru_cache(maxsize=1)
+    def voices() -> tuple[str, ...]:
+        import subprocess
+
+        listing = subprocess.run(["festival", "-b", "(print (voice.list))"], capture_output=True,
+                                 text=True, timeout=60, check=True).stdout  # fmt: skip
+        return tuple(listing.strip().strip("()").split())
+
+    def synthesize(self, text: str, voice: Voice) -> Synthesis:
+        _check_text(text, voice)
+        self.require()
+        if voice.name not in self.voices():
+            raise EngineUnavailableError(
+                f"festival has no voice {voice.name!r} (it has {list(self.voices())}); on Debian "
+                "the voices are the festvox-* packages"
+            )
+        # the voice first: choosing a voice resets its duration parameters
+        command = ["text2wave", "-eval", f"(voice_{voice.name})", "-eval",
+                   f"(Parameter.set 'Duration_Stretch {175 / voice.rate:.3f})", "-o", "{out}"]  # fmt: skip
+        return _run_to_wav(command, text, "festival", text)
+
+
+ENGINES: dict[str, Engine] = {
+    e.name: e
+    for e in (EspeakEngine(), PiperEngine(), FliteEngine(), FestivalEngine(), GTTSEngine())
+}
 
 
 def get_engine(name: str) -> Engine:
-    """The engine called ``name`` (``espeak``, ``piper``, ``gtts``)."""
+    """The engine called ``name`` (``espeak``, ``piper``, ``flite``, ``festival``, ``gtts``)."""
     if name not in ENGINES:
         raise KeyError(f"unknown TTS engine {name!r}; known: {sorted(ENGINES)}")
     return ENGINES[name]

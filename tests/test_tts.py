@@ -131,3 +131,34 @@ def test_every_full_grid_accent_labels_its_clips_as_the_phonemizer_does(tmp_path
             # the true times make a valid Praat TextGrid (sorted, no overlaps, inside the clip)
             tiers = {"words": speech.words, "phones": speech.phones}
             write_textgrid(tmp_path / "clip.TextGrid", tiers, speech.duration)
+
+
+@pytest.mark.parametrize(
+    ("engine", "voice"), [("flite", "slt"), ("flite", "kal16"), ("festival", "kal_diphone")]
+)
+def test_command_line_engines_speak_at_the_rate_asked_or_say_how_to_install(engine, voice):
+    speaker = tts.get_engine(engine)
+    ok, why = speaker.available()
+    if not ok:  # .ci/run installs both; a machine without them must say how to get them
+        assert "apt-get install" in why
+        with pytest.raises(tts.EngineUnavailableError, match=engine):
+            speaker.synthesize("Zyrtec", tts.Voice(engine, voice))
+        return
+    normal = speaker.synthesize("amoxicillin", tts.Voice(engine, voice))
+    slow = speaker.synthesize("amoxicillin", tts.Voice(engine, voice, rate=120))
+    assert normal.sample_rate == 16000 and 0.4 < normal.duration < 2.0
+    assert slow.duration > 1.2 * normal.duration
+    assert normal.phones is None and np.abs(normal.wave).max() > 0.1
+    with pytest.raises(ValueError, match="no speech"):
+        speaker.synthesize("!!!", tts.Voice(engine, voice))
+    with pytest.raises((ValueError, tts.EngineUnavailableError), match="no voice 'nobody'"):
+        speaker.synthesize("Zyrtec", tts.Voice(engine, "nobody"))
+
+
+def test_missing_command_line_engines_are_reported_not_raised(monkeypatch):
+    monkeypatch.setattr(tts.shutil, "which", lambda name: None)
+    for name in ("flite", "festival"):
+        ok, why = tts.get_engine(name).available()
+        assert not ok and f"apt-get install {name}" in why
+        with pytest.raises(tts.EngineUnavailableError, match=f"'{name}' is unavailable"):
+            tts.synthesize("Zyrtec", tts.Voice(name, "slt"))
