@@ -37,3 +37,4 @@ bench: setup
 	$(BIN)/python benchmarks/bench_recognition.py
 	$(BIN)/python benchmarks/bench_alignment.py
 	$(BIN)/python benchmarks/bench_probe.py
+	$(BIN)/python benchmarks/bench_tts.py

@@ -403,3 +403,48 @@ def plot_phone_confusion(matrix: pd.DataFrame, title: str = "") -> plt.Figure:
     ax.tick_params(labelsize=7)
     fig.tight_layout()
     return fig
+
+
+def plot_voice_prosody(described: pd.DataFrame) -> plt.Figure:
+    """Per voice, coloured by engine: speaking rate, median f0 and pitch range (box plots)."""
+    order = described.groupby("speaker").engine.first().sort_values().index
+    fig, axes = plt.subplots(1, 3, figsize=(13, 0.32 * len(order) + 1.6), sharey=True)
+    for ax, (column, label) in zip(axes, (("phones_per_s", "phones per second of speech"),
+                                          ("f0_median_hz", "median f0 (Hz)"),
+                                          ("f0_range_semitones", "f0 range, 5-95 % (semitones)"))):  # fmt: skip
+        sns.boxplot(described, x=column, y="speaker", hue="engine", order=order, ax=ax,
+                    dodge=False, fliersize=2, legend=ax is axes[-1])  # fmt: skip
+        ax.set(xlabel=label, ylabel="")
+    if axes[-1].get_legend():
+        sns.move_legend(axes[-1], "center left", bbox_to_anchor=(1, 0.5), fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_round_trip(summary: pd.DataFrame, value: str = "top1", title: str = "") -> plt.Figure:
+    """Bars of ``value`` per voice (y) and condition (hue), from :func:`phonex.roundtrip.summarize`."""
+    fig, ax = plt.subplots(figsize=(7, 0.35 * summary.speaker.nunique() + 1.5))
+    sns.barplot(summary, x=value, y="speaker", hue="condition", ax=ax)
+    ax.set(xlabel=value.replace("top1", "top-1 accuracy").replace("per", "phone error rate"),
+           ylabel="", xlim=(0, 1), title=title)  # fmt: skip
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_mels(mels: Mapping[str, np.ndarray], hop_seconds: float, columns: int = 4) -> plt.Figure:
+    """Log-mel spectrograms ``[n_mels, frames]`` in a grid, each on its own time axis."""
+    rows = -(-len(mels) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.4 * columns, 2.3 * rows), squeeze=False,
+                             sharey=True)  # fmt: skip
+    for ax, (title, mel) in zip(axes.flat, mels.items()):
+        ax.imshow(mel, origin="lower", aspect="auto", cmap="magma",
+                  extent=(0, mel.shape[1] * hop_seconds, 0, mel.shape[0]))  # fmt: skip
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("time (s)", fontsize=8)
+    for ax in axes.flat[len(mels) :]:
+        ax.axis("off")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("mel band")
+    fig.tight_layout()
+    return fig

@@ -17,13 +17,14 @@ def test_notebook_runs_headless_in_quick_mode(path, tmp_path, tiny_corpus):
     if path.name.startswith("03"):  # a short run on 4 names, away from models/drugs-tiny
         params.update(CORPUS_DIR=str(tmp_path / "corpus"), RUN_DIR=str(tmp_path / "run"),
                       MAX_NAMES=4, MAX_STEPS=20)  # fmt: skip
-    if path.name.startswith(("04", "05")):  # an untrained model that can spell every name
+    if path.name.startswith(("04", "05", "07")):  # an untrained model that can spell every name
         names = [d.name for d in load_drugs()]
         spoken = [r.phones for r in tiny_corpus[1]]  # British voices say əʊ
         vocab = Vocabulary.build([*pronunciations(names).values(), *spoken])
         load_model("tiny-test", vocab).save(tmp_path / "model")
-        params.update(MODEL=str(tmp_path / "model"), CORPUS_DIR=str(tiny_corpus[0].parent),
-                      MAX_CLIPS=8)  # fmt: skip
+        params.update(MODEL=str(tmp_path / "model"))
+    if path.name.startswith(("04", "05")):
+        params.update(CORPUS_DIR=str(tiny_corpus[0].parent), MAX_CLIPS=8)
     if path.name.startswith("06"):
         load_model("tiny-test", Vocabulary.build(r.phones for r in tiny_corpus[1])).save(
             tmp_path / "model"
@@ -33,6 +34,9 @@ def test_notebook_runs_headless_in_quick_mode(path, tmp_path, tiny_corpus):
                       CACHE_DIR=str(tmp_path / "hidden-states"))  # fmt: skip
     if path.name.startswith("04"):
         params.update(SNRS=[10], PIPER_NAMES=2, FSDD_CLIPS=20)
+    if path.name.startswith("07"):  # 2 names from every installed engine, no noise
+        params.update(CORPUS_DIR=str(tmp_path / "engines"), VOCODED_DIR=str(tmp_path / "vocoded"),
+                      MAX_NAMES=2, SNRS=[None], GRIFFIN_LIM_ITERATIONS=4)  # fmt: skip
     (executed,) = run_notebooks([path.name[:2]], quick=True, out_dir=tmp_path, parameters=params)
     assert executed.exists()
     written = sorted(p.name for p in figures.glob(f"{path.name[:2]}-*.png"))

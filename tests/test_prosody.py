@@ -1,0 +1,78 @@
+"""Describing voices: pitch and rate on signals with known answers, and the round-trip tools."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from phonex import prosody, roundtrip
+from phonex.audio import load_audio, mel_spectrogram
+from phonex.config import AudioConfig
+from phonex.tts import ENGINES, Voice
+
+SR = 16000
+
+
+def glide(f_start: float, f_end: float, seconds: float = 1.0) -> np.ndarray:
+    """A harmonic-rich tone whose pitch glides exponentially from f_start to f_end."""
+    t = np.arange(int(SR * seconds)) / SR
+    f0 = f_start * (f_end / f_start) ** (t / seconds)
+    phase = 2 * np.pi * np.cumsum(f0) / SR
+    return (0.3 * sum(np.sin(k * phase) / k for k in range(1, 6))).astype(np.float32)
+
+
+def test_pitch_and_its_range_in_semitones():
+    flat = prosody.describe(glide(200, 200), SR, "a b | c d")
+    assert flat["f0_median_hz"] == pytest.approx(200, rel=0.02)
+    assert flat["f0_range_semitones"] < 0.3 and flat["voiced_share"] > 0.8
+    assert flat["phones_per_s"] == pytest.approx(4.0, rel=0.05)  # "|" is not a phone
+    octave = prosody.describe(glide(110, 220), SR)
+    assert 9 < octave["f0_range_semitones"] < 12  # 5-95 % of a one-octave glide: 10.8
+    assert np.isnan(octave["phones_per_s"])  # no phones given
+
+
+def test_noise_and_silence_have_no_pitch():
+    noise = np.random.default_rng(0).normal(scale=0.1, size=SR).astype(np.float32)
+    described = prosody.describe(noise, SR, "a")
+    assert np.isnan(described["f0_median_hz"]) and described["voiced_share"] < 0.1
+    padded = np.r_[np.zeros(SR // 2), glide(150, 150, 0.5), np.zeros(SR // 2)].astype(np.float32)
+    assert prosody.describe(padded, SR)["speech_s"] == pytest.approx(0.5, abs=0.06)
+
+
+def test_every_engine_is_reported_with_a_reason_when_absent():
+    report = roundtrip.engine_report()
+    assert list(report.engine) == list(ENGINES)
+    assert all(why for ok, why in zip(report.available, report.why) if not ok)
+
+
+def test_griffin_lim_round_trip_writes_clips_once(tiny_corpus, tmp_path):
+    _, rows = tiny_corpus
+    rows = [r for r in rows if r.augmentation == "none"][:2]
+    vocoded = roundtrip.vocode_rows(rows, tmp_path, n_iter=8, progress=False)
+    for row, new in zip(rows, vocoded):
+        wave, original = load_audio(new.audio), load_audio(row.audio)
+        assert new.augmentation == "griffin-lim" and new.id == row.id and not new.alignment
+        assert abs(len(wave) - len(original)) < 0.02 * SR  # hop rounding at 22.05 kHz
+        n = min(len(wave), len(original))
+        mels = [mel_spectrogram(x[:n], AudioConfig()).ravel() for x in (wave, original)]
+        assert np.corrcoef(*mels)[0, 1] > 0.8  # the same sounds, phases aside
+    stamp = [p.stat().st_mtime_ns for p in tmp_path.rglob("*.wav")]
+    roundtrip.vocode_rows(rows, tmp_path, progress=False)
+    assert [p.stat().st_mtime_ns for p in tmp_path.rglob("*.wav")] == stamp
+
+
+def test_summarize_gives_top_k_and_phone_error_rate_per_group(tiny_corpus):
+    _, rows = tiny_corpus
+    rows = [r for r in rows if r.augmentation == "none"][:4]
+    results = pd.DataFrame({
+        "id": [r.id for r in rows], "engine": ["a", "a", "b", "b"],
+        "rank": [1, 0, 2, 1], "phones": [rows[0].phones, "", rows[2].phones, rows[3].phones],
+    })  # fmt: skip
+    summary = roundtrip.summarize(results, rows, ["engine"]).set_index("engine")
+    assert summary.loc["a", "top1"] == 0.5 and summary.loc["b", "top1"] == 0.5
+    assert summary.loc["b", "top2"] == 1.0 and summary.loc["b", "per"] == 0.0
+    assert summary.loc["a", "per"] == pytest.approx(0.5, abs=0.2)  # one clip all deleted
+
+
+def test_real_time_factor_of_espeak():
+    rtf = roundtrip.real_time_factor(Voice("espeak", "en-us"), ["Zyrtec", "amoxicillin"])
+    assert rtf["texts"] == 2 and rtf["audio_s"] > 0.5 and 0 < rtf["rtf"] < 1
