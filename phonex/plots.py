@@ -448,3 +448,16 @@ def plot_mels(mels: Mapping[str, np.ndarray], hop_seconds: float, columns: int =
         ax.set_ylabel("mel band")
     fig.tight_layout()
     return fig
+
+
+def plot_unheard_engines(table: pd.DataFrame) -> plt.Figure:
+    """Heat map of top-1 on each engine (columns) after training on each set (rows); blank
+    where the engine was heard in training."""
+    grid = table.pivot_table(index="trained_on", columns="engine", values="top1", sort=False)
+    fig, ax = plt.subplots(figsize=(1.3 * len(grid.columns) + 3, 0.45 * len(grid) + 1.4))
+    sns.heatmap(grid, annot=True, fmt=".2f", vmin=0, vmax=1, cmap="viridis", ax=ax,
+                cbar_kws={"label": "top-1 on the unheard engine"})  # fmt: skip
+    ax.set(xlabel="tested on (never heard)", ylabel="trained on",
+           title="Recognising drug names from an engine the model never heard")  # fmt: skip
+    fig.tight_layout()
+    return fig

@@ -111,6 +111,33 @@ def aligned_durations(loaded, rows: Sequence[Utterance], progress: bool = True) 
     return pd.DataFrame(records)
 
 
+def split_for_engines(rows: Sequence[Utterance], train_engines: Sequence[str], dev: float = 0.15,
+                      seed: int = 0) -> list[Utterance]:  # fmt: skip
+    """Rows re-split for the unheard-engine experiment: the clips of ``train_engines`` train (the
+    clips of a fraction of names kept for dev, to choose the checkpoint), every other engine's
+    clips test."""
+    from phonex.corpus import split_by_group
+
+    heard = [r for r in rows if r.engine in train_engines]
+    if not heard:
+        raise ValueError(f"no clips of {list(train_engines)} to train on")
+    unheard = [dataclasses.replace(r, split="test") for r in rows if r.engine not in train_engines]
+    return split_by_group(heard, key="text", test=0, dev=dev, seed=seed) + unheard
+
+
+def train_on_engines(rows: Sequence[Utterance], train_engines: Sequence[str], run_dir: str | Path,
+                     cfg, progress: bool = True) -> Path:  # fmt: skip
+    """Train ``cfg`` (its ``model.name``: from scratch, or a model to fine-tune) on the clips of
+    ``train_engines``; returns the best model's directory (a finished run is reused)."""
+    from phonex.corpus import write_manifest
+    from phonex.train import train
+
+    run_dir = Path(run_dir)
+    manifest = write_manifest(split_for_engines(rows, train_engines, seed=cfg.train.seed),
+                              run_dir / "manifest.jsonl")  # fmt: skip
+    return train(cfg, [manifest], run_dir, progress=progress).best_dir
+
+
 def real_time_factor(voice, texts: Sequence[str], repeats: int = 1) -> dict[str, float]:
     """Seconds of synthesis per second of speech for ``voice`` over ``texts`` (lower: faster).
 

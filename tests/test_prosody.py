@@ -1,5 +1,7 @@
 """Describing voices: pitch and rate on signals with known answers, and the round-trip tools."""
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -7,6 +9,7 @@ import pytest
 from phonex import prosody, roundtrip
 from phonex.audio import load_audio, mel_spectrogram
 from phonex.config import AudioConfig
+from phonex.corpus import read_manifest
 from phonex.tts import ENGINES, Voice
 
 SR = 16000
@@ -76,3 +79,32 @@ def test_summarize_gives_top_k_and_phone_error_rate_per_group(tiny_corpus):
 def test_real_time_factor_of_espeak():
     rtf = roundtrip.real_time_factor(Voice("espeak", "en-us"), ["Zyrtec", "amoxicillin"])
     assert rtf["texts"] == 2 and rtf["audio_s"] > 0.5 and 0 < rtf["rtf"] < 1
+
+
+def test_split_for_engines_trains_on_some_engines_and_tests_on_the_rest(tiny_corpus):
+    _, rows = tiny_corpus
+    rows = [replace(r, engine="flite") if "nyc" in r.speaker else r for r in rows]
+    split = roundtrip.split_for_engines(rows, ["espeak"], dev=0.3)
+    assert {r.split for r in split if r.engine == "flite"} == {"test"}
+    heard = [r for r in split if r.engine == "espeak"]
+    assert {r.split for r in heard} == {"train", "dev"} and len(split) == len(rows)
+    names = {split_: {r.text for r in heard if r.split == split_} for split_ in ("train", "dev")}
+    assert not names["train"] & names["dev"]  # dev holds out names, to choose the checkpoint
+    with pytest.raises(ValueError, match="no clips of"):
+        roundtrip.split_for_engines(rows, ["piper"])
+
+
+def test_train_on_engines_gives_a_model_the_recognizer_loads(tiny_corpus, train_config, tmp_path):
+    from phonex.recognize import Recognizer
+
+    _, rows = tiny_corpus
+    rows = [replace(r, engine="flite") if "nyc" in r.speaker else r for r in rows]
+    best = roundtrip.train_on_engines(rows, ["espeak"], tmp_path / "run", train_config(),
+                                      progress=False)  # fmt: skip
+    assert (tmp_path / "run" / "manifest.jsonl").is_file()
+    trained = [r for r in rows if r.engine == "espeak"]
+    recognizer = Recognizer(best, sorted({r.text for r in trained}))
+    # the head knows every phone it was trained on: names the training clips say are spellable
+    train_names = {r.text for r in read_manifest(tmp_path / "run" / "manifest.jsonl")
+                   if r.split == "train"}  # fmt: skip
+    assert train_names <= set(recognizer.words)
