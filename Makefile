@@ -38,3 +38,4 @@ bench: setup
 	$(BIN)/python benchmarks/bench_alignment.py
 	$(BIN)/python benchmarks/bench_probe.py
 	$(BIN)/python benchmarks/bench_tts.py
+	$(BIN)/python benchmarks/bench_acoustic.py
