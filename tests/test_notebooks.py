@@ -37,7 +37,8 @@ def test_notebook_runs_headless_in_quick_mode(path, tmp_path, tiny_corpus):
     if path.name.startswith("07"):  # 2 names from every installed engine, no noise
         params.update(CORPUS_DIR=str(tmp_path / "engines"), VOCODED_DIR=str(tmp_path / "vocoded"),
                       RUNS_DIR=str(tmp_path / "runs"), MAX_NAMES=3, DESCRIBE_NAMES=2,
-                      SNRS=[None], GRIFFIN_LIM_ITERATIONS=4, FINETUNE_STEPS=3)  # fmt: skip
+                      SNRS=[None], GRIFFIN_LIM_ITERATIONS=4, FINETUNE_STEPS=3, ACOUSTIC_STEPS=3,
+                      DRUG_CORPUS_DIR=str(tiny_corpus[0].parent))  # fmt: skip
     (executed,) = run_notebooks([path.name[:2]], quick=True, out_dir=tmp_path, parameters=params)
     assert executed.exists()
     written = sorted(p.name for p in figures.glob(f"{path.name[:2]}-*.png"))
