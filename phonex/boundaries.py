@@ -26,20 +26,12 @@ import numpy as np
 import pandas as pd
 
 from phonex.align import WordSpan
-
-
-def _broad(phone: str) -> str:
-    from phonex.phonesets import UnknownPhoneError, broad_class
-
-    try:
-        return broad_class(phone)
-    except UnknownPhoneError:
-        return "other"
+from phonex.phonesets import broad_class
 
 
 def contexts(phones: Sequence[str]) -> list[list[str]]:
     """Per phone, its context keys from the most specific to the most general."""
-    classes = ["#", *(_broad(p) for p in phones), "#"]
+    classes = ["#", *(broad_class(p, unknown="other") for p in phones), "#"]
     return [[f"{classes[i]} {p} {classes[i + 2]}", f"{classes[i]} {p} *", f"* {p} *"]
             for i, p in enumerate(phones)]  # fmt: skip
 

@@ -321,8 +321,10 @@ def ipa_to_39(phones: Sequence[str], strict: bool = True, convention: str = "cmu
     return arpabet_to_39(ipa_to_arpabet(phones, strict=strict, convention=convention))
 
 
-def broad_class(ipa_phone: str) -> str:
+def broad_class(ipa_phone: str, unknown: str | None = None) -> str:
     """Broad class of one espeak-ng phone (``"vowel"``, ``"nasal"``...; see PHONE_CLASSES).
+
+    ``unknown``: the class of a phone outside :data:`ESPEAK_PHONES` (default: raise).
 
     The TIMIT convention is used so that syllabic consonants stay consonants (n̩ -> nasal); a
     unit that expands to several phones takes the class of its first (oːɹ -> vowel, aɪɚ ->
@@ -331,8 +333,15 @@ def broad_class(ipa_phone: str) -> str:
     Raises:
         UnknownPhoneError: for a phone outside :data:`ESPEAK_PHONES`.
     """
-    arpabet = ipa_to_arpabet([ipa_phone], convention="timit")
+    try:
+        arpabet = ipa_to_arpabet([ipa_phone], convention="timit")
+    except UnknownPhoneError:
+        if unknown is None:
+            raise
+        return unknown
     if not arpabet or arpabet[0] == WORD_SEP:
+        if unknown is not None:
+            return unknown
         raise UnknownPhoneError(f"{ipa_phone!r} is not a phone")
     if arpabet[0] == "q":
         return "stop"

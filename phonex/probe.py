@@ -368,16 +368,10 @@ def probe_layers(
 
 def accuracy_by_class(results: ProbeResults, layer: int) -> pd.DataFrame:
     """Phone accuracy at one layer per broad class (vowel, stop, fricative, nasal, ...)."""
-    from phonex.phonesets import UnknownPhoneError, broad_class
-
-    def klass(phone: str) -> str:
-        try:
-            return broad_class(phone)
-        except UnknownPhoneError:
-            return "other"
+    from phonex.phonesets import broad_class
 
     frame = pd.DataFrame(
         {"phone": results.truth, "correct": results.predictions[layer] == results.truth}
     )
-    frame["class"] = frame.phone.map(klass)
+    frame["class"] = frame.phone.map(lambda phone: broad_class(phone, unknown="other"))
     return frame.groupby("class").agg(frames=("correct", "size"), accuracy=("correct", "mean"))

@@ -90,13 +90,7 @@ def aligned_durations(loaded, rows: Sequence[Utterance], progress: bool = True) 
     from phonex.align import align
     from phonex.audio import load_audio
     from phonex.intervals import read_alignment
-    from phonex.phonesets import UnknownPhoneError, broad_class
-
-    def klass(phone: str) -> str:
-        try:
-            return broad_class(phone)
-        except UnknownPhoneError:
-            return "other"
+    from phonex.phonesets import broad_class
 
     records = []
     for row in tqdm(rows, desc="aligning", disable=not progress):
@@ -106,7 +100,7 @@ def aligned_durations(loaded, rows: Sequence[Utterance], progress: bool = True) 
         truth = read_alignment(row.alignment)["phones"] if row.alignment else [None] * len(phones)
         for (phone, start, end, _), true in zip(phones, truth):
             records.append({"id": row.id, "engine": row.engine, "speaker": row.speaker,
-                            "phone": phone, "class": klass(phone), "duration_s": end - start,
+                            "phone": phone, "class": broad_class(phone, unknown="other"), "duration_s": end - start,
                             "true_s": true.end - true.start if true else np.nan})  # fmt: skip
     return pd.DataFrame(records)
 

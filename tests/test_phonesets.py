@@ -181,6 +181,10 @@ def test_broad_classes_cover_timit39():
         assert ps.broad_class(phone) == cls, phone
     with pytest.raises(ps.UnknownPhoneError):
         ps.broad_class("|")
+    with pytest.raises(ps.UnknownPhoneError):
+        ps.broad_class("☃")
+    assert ps.broad_class("|", unknown="other") == ps.broad_class("☃", unknown="other") == "other"
+    assert ps.broad_class("t", unknown="other") == "stop"
 
 
 def test_agrees_with_speechocean762_lexicon():
