@@ -16,7 +16,7 @@ def test_notebook_runs_headless_in_quick_mode(path, tmp_path, tiny_corpus):
         params.update(CORPUS_DIR=str(tmp_path / "corpus"), MAX_NAMES=4)
     if path.name.startswith("03"):  # a short run on 4 names, away from models/drugs-tiny
         params.update(CORPUS_DIR=str(tmp_path / "corpus"), RUN_DIR=str(tmp_path / "run"),
-                      MAX_NAMES=4, MAX_STEPS=20)  # fmt: skip
+                      MAX_NAMES=4, MAX_STEPS=20, MAX_DEV_PER=10.0)  # fmt: skip
     if path.name.startswith(("04", "05", "07")):  # an untrained model that can spell every name
         names = [d.name for d in load_drugs()]
         spoken = [r.phones for r in tiny_corpus[1]]  # British voices say əʊ
@@ -37,7 +37,7 @@ def test_notebook_runs_headless_in_quick_mode(path, tmp_path, tiny_corpus):
     if path.name.startswith("07"):  # 2 names from every installed engine, no noise
         params.update(CORPUS_DIR=str(tmp_path / "engines"), VOCODED_DIR=str(tmp_path / "vocoded"),
                       RUNS_DIR=str(tmp_path / "runs"), MAX_NAMES=3, DESCRIBE_NAMES=2,
-                      SNRS=[None], GRIFFIN_LIM_ITERATIONS=4, FINETUNE_STEPS=3, ACOUSTIC_STEPS=3,
+                      SNRS=[None], GRIFFIN_LIM_ITERATIONS=4, TRAIN_STEPS=3, ACOUSTIC_STEPS=3,
                       DRUG_CORPUS_DIR=str(tiny_corpus[0].parent))  # fmt: skip
     (executed,) = run_notebooks([path.name[:2]], quick=True, out_dir=tmp_path, parameters=params)
     assert executed.exists()
