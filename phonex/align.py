@@ -267,7 +267,7 @@ def windowed_emissions(loaded, wave: np.ndarray, window_seconds: float) -> torch
 def align(loaded, wave: np.ndarray, text: str, language: str | None = None,
           max_seconds: float = 60.0, backend: str = "auto", tokens: str | None = None,
           unknown: str = "error", window_seconds: float | None = None,
-          blanks: str = "extend", calibration=None) -> list[WordSpan]:  # fmt: skip
+          blanks: str = "extend", calibration=None, log_probs=None) -> list[WordSpan]:  # fmt: skip
     """Align ``text`` to a clip: words with their phone (or character) spans, in seconds.
 
     Args:
@@ -290,6 +290,8 @@ def align(loaded, wave: np.ndarray, text: str, language: str | None = None,
             as many offsets within 20 ms of espeak-ng's) or ``"keep"`` (its own frames only).
         calibration: a :class:`phonex.boundaries.BoundaryCalibration` fitted on training
             voices: onsets move from the CTC spike to where the phone begins.
+        log_probs: the clip's ``[frames, vocab]`` emissions when a pass that also kept hidden
+            states has computed them already (the model is then not run again).
     """
     from phonex.audio import rms_db
     from phonex.models import emissions
@@ -309,9 +311,9 @@ def align(loaded, wave: np.ndarray, text: str, language: str | None = None,
             "sentences and align each, raise max_seconds, or use window_seconds"
         )
     words, token_list = _transcript(loaded, text, language, tokens, unknown)
-    if window_seconds is None:
+    if log_probs is None and window_seconds is None:
         (log_probs,) = emissions(loaded, [wave])
-    else:
+    elif log_probs is None:
         log_probs = windowed_emissions(loaded, wave, window_seconds)
     vocab = loaded.vocab
     if WILDCARD in token_list:

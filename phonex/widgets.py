@@ -128,7 +128,13 @@ class Inspector:
         self.words: list[WordSpan] = []
         self.error = ""
         try:  # a failed alignment leaves the rest worth seeing
-            self.words = align(self.loaded, self.wave, row.text, tokens=row.phones or None)
+            self.words = align(
+                self.loaded,
+                self.wave,
+                row.text,
+                tokens=row.phones or None,
+                log_probs=self.log_probs,
+            )
         except AlignmentError as err:
             self.error = str(err)
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+import phonex.models
 from phonex.align import (
     WILDCARD,
     TokenSpan,
@@ -279,6 +280,21 @@ def test_windows_lift_the_length_limit(model_dir):
     assert align(loaded, wave, "Novolog insulin Zyrtec", window_seconds=60.0) == align(
         loaded, wave, "Novolog insulin Zyrtec"
     )
+
+
+def test_precomputed_emissions_give_the_same_alignment_without_running_the_model(
+    model_dir, monkeypatch
+):
+    loaded = load_model(str(model_dir))
+    wave = synthesize("Zyrtec", Voice("espeak", "en-us")).wave
+    expected = align(loaded, wave, "Zyrtec")
+    (log_probs,) = phonex.models.emissions(loaded, [wave])
+
+    def no_model_pass(*args, **kwargs):
+        raise AssertionError("the model ran although its emissions were given")
+
+    monkeypatch.setattr(phonex.models, "emissions", no_model_pass)
+    assert align(loaded, wave, "Zyrtec", log_probs=log_probs) == expected
 
 
 TRAINED = MODELS_DIR / "bench-drugs-tiny" / "best"
