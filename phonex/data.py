@@ -1,7 +1,8 @@
 """From a manifest to model batches: labels, length-grouped batches, padding.
 
 The clips of a split are read once into memory (the synthetic corpora are small), normalised as
-wav2vec2 expects, and served in batches of similar length. Batch order is a pure function of
+wav2vec2 expects (or left as they are for a model that scales its own features, Whisper), and
+served in batches of similar length. Batch order is a pure function of
 (seed, epoch), so a resumed run sees exactly the batches an uninterrupted one would.
 """
 
@@ -69,13 +70,13 @@ def check_vocabulary(rows: Sequence[Utterance], vocab: Vocabulary, units: str) -
 @dataclass
 class Example:
     id: str
-    wave: np.ndarray  # [samples] float32, zero mean and unit variance
+    wave: np.ndarray  # [samples] float32; zero mean and unit variance unless not normalized
     labels: list[int]
     reference: str  # label tokens, for error rates
 
 
 class SpeechDataset(torch.utils.data.Dataset):
-    """One split in memory: normalised waveforms and encoded labels.
+    """One split in memory: waveforms as the model takes them, and encoded labels.
 
     Args:
         rows: manifest rows (one split).
@@ -85,6 +86,8 @@ class SpeechDataset(torch.utils.data.Dataset):
         max_seconds: longest clip accepted; longer ones raise (listing them) unless
             ``drop_long`` is set.
         unknown: ``"error"`` or ``"unk"`` for label tokens outside ``vocab``.
+        normalize: zero mean and unit variance (wav2vec2's input; the model's
+            ``feature_extractor.do_normalize``); ``False`` keeps the waveform as it is (Whisper).
     """
 
     def __init__(
@@ -97,6 +100,7 @@ class SpeechDataset(torch.utils.data.Dataset):
         drop_long: bool = False,
         unknown: str = "error",
         progress: bool = False,
+        normalize: bool = True,
     ):
         if unknown == "error":
             check_vocabulary(rows, vocab, units)
@@ -109,15 +113,16 @@ class SpeechDataset(torch.utils.data.Dataset):
             )
         keep = [r for r in rows if r.duration <= max_seconds]
         self.examples = [
-            self._example(row, vocab, units, sample_rate, unknown)
+            self._example(row, vocab, units, sample_rate, unknown, normalize)
             for row in tqdm(keep, desc="loading clips", disable=not progress, leave=False)
         ]
         self.lengths = np.array([len(e.wave) for e in self.examples])
 
     @staticmethod
-    def _example(row, vocab, units, sample_rate, unknown) -> Example:
+    def _example(row, vocab, units, sample_rate, unknown, normalize=True) -> Example:
         wave = load_audio(row.audio, sample_rate)
-        wave = normalize_wave(wave)
+        if normalize:
+            wave = normalize_wave(wave)
         reference = label_string(row, units, vocab)
         return Example(
             row.id, wave.astype(np.float32), vocab.encode(reference, unknown), reference

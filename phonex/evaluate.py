@@ -57,5 +57,6 @@ def evaluate_manifest(
     rows = [r for r in read_manifest(manifest) if r.split == split]
     if not rows:
         raise DataError(f"{manifest}: no rows with split={split}")
-    dataset = SpeechDataset(rows, loaded.vocab, loaded.units, loaded.sample_rate, unknown="unk")
+    dataset = SpeechDataset(rows, loaded.vocab, loaded.units, loaded.sample_rate, unknown="unk",
+                            normalize=loaded.feature_extractor.do_normalize)  # fmt: skip
     return {"split": split, "clips": len(dataset), **evaluate(loaded, dataset, batch_size)}

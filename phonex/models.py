@@ -6,6 +6,10 @@ self-describing directory (``config.json`` + weights from ``save_pretrained``, `
 
 Freezing counts *transformer layers*, not parameter tensors: ``trainable_layers=2`` trains the
 last two blocks of ``model.<base>.encoder.layers`` and the CTC head.
+
+Whisper checkpoints (``whisper-tiny.en``, a Whisper folder or hub id) load as CTC models too:
+their encoder with a new head (:class:`phonex.whisper_ctc.WhisperEncoderForCTC`), fed raw
+waveforms like wav2vec2.
 """
 
 from __future__ import annotations
@@ -25,12 +29,14 @@ from transformers import (
     Wav2Vec2Config,
     Wav2Vec2FeatureExtractor,
     Wav2Vec2ForCTC,
+    WhisperConfig,
 )
 from transformers.utils import logging as hf_logging
 
 from phonex.ct2_whisper import WHISPER_HUB_IDS, resolve_whisper
 from phonex.data import normalize_wave
 from phonex.phonemes import Vocabulary
+from phonex.whisper_ctc import WhisperCTCConfig, WhisperEncoderForCTC
 
 # Registry names for the checkpoints of the mission; any other hub id or local folder works too.
 # Whisper names (phonex.ct2_whisper.WHISPER_HUB_IDS, e.g. whisper-tiny.en) resolve to the hub id,
@@ -45,9 +51,11 @@ REGISTRY = {
     "s2t-small": "facebook/s2t-small-librispeech-asr",
 }
 
-# wav2vec2-shaped models small enough to train from scratch on a CPU. The conv feature encoder
-# keeps wav2vec2's 320x downsampling (20 ms frames at 16 kHz) with fewer channels. Time masks are
-# 100 ms with no minimum count: wav2vec2's default (two 200 ms masks) hides half a drug name.
+# Models small enough to train from scratch on a CPU: wav2vec2-shaped unless "model_type" says
+# "whisper-ctc" (Whisper's encoder on its own log-mel, phonex.whisper_ctc). The conv feature
+# encoder keeps wav2vec2's 320x downsampling (20 ms frames at 16 kHz) with fewer channels. Time
+# masks are 100 ms with no minimum count: wav2vec2's default (two 200 ms masks) hides half a
+# drug name.
 TINY_CONFIGS = {
     "tiny": {
         "hidden_size": 144, "num_hidden_layers": 4, "num_attention_heads": 4,
@@ -59,6 +67,12 @@ TINY_CONFIGS = {
         "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
         "intermediate_size": 64, "conv_dim": (16,) * 7, "num_conv_pos_embeddings": 8,
         "num_conv_pos_embedding_groups": 4,
+    },
+    # For tests: Whisper's encoder (80 mels, 30 s of positions) at a few thousand parameters.
+    "whisper-tiny-test": {
+        "model_type": "whisper-ctc", "d_model": 32, "encoder_layers": 2,
+        "encoder_attention_heads": 2, "encoder_ffn_dim": 64, "num_mel_bins": 80,
+        "max_source_positions": 1500,
     },
 }  # fmt: skip
 
@@ -120,21 +134,31 @@ def resolve(name: str) -> str:
     return REGISTRY.get(name, name)
 
 
-def tiny_config(name: str, vocab: Vocabulary, **overrides) -> Wav2Vec2Config:
-    """A small wav2vec2 config sized to ``vocab`` (``name`` in :data:`TINY_CONFIGS`)."""
-    settings = {
+def tiny_config(name: str, vocab: Vocabulary, **overrides) -> Wav2Vec2Config | WhisperCTCConfig:
+    """A small wav2vec2 or Whisper CTC config sized to ``vocab`` (a :data:`TINY_CONFIGS` name)."""
+    settings = dict(TINY_CONFIGS[name])
+    ctc = {
         "vocab_size": len(vocab),
         "pad_token_id": vocab.blank_id,
-        "feat_extract_norm": "layer",
-        "do_stable_layer_norm": True,
         "ctc_loss_reduction": "mean",
         "ctc_zero_infinity": True,
     }
-    return Wav2Vec2Config(**{**TINY_CONFIGS[name], **settings, **overrides})
+    if settings.pop("model_type", "wav2vec2") == WhisperCTCConfig.model_type:
+        return WhisperCTCConfig(**{**settings, **ctc, **overrides})
+    ctc.update(feat_extract_norm="layer", do_stable_layer_norm=True)
+    return Wav2Vec2Config(**{**settings, **ctc, **overrides})
 
 
 def feature_extractor_for(config, sample_rate: int = 16000) -> Wav2Vec2FeatureExtractor:
-    """Wav2vec2's input: zero-mean unit-variance waveform; attention mask with layer-norm convs."""
+    """Wav2vec2's input: zero-mean unit-variance waveform; attention mask with layer-norm convs.
+
+    Whisper (and its CTC encoder) takes the waveform as it is, with an attention mask: it
+    computes and scales its own log-mel.
+    """
+    if isinstance(config, WhisperConfig):
+        return Wav2Vec2FeatureExtractor(
+            sampling_rate=sample_rate, do_normalize=False, return_attention_mask=True
+        )
     return Wav2Vec2FeatureExtractor(
         sampling_rate=sample_rate,
         do_normalize=True,
@@ -143,13 +167,23 @@ def feature_extractor_for(config, sample_rate: int = 16000) -> Wav2Vec2FeatureEx
 
 
 def check_model_dir(folder: Path) -> None:
-    """Raise :class:`ModelError` naming the first file a saved model directory lacks."""
+    """Raise :class:`ModelError` naming the first file a saved model directory lacks.
+
+    A Whisper folder needs no ``vocab.json``: its encoder always gets a new CTC head.
+    """
     if not (folder / "config.json").exists():
         raise ModelError(f"{folder}: missing config.json (not a save_pretrained directory)")
     if not any((folder / f).exists() for f in WEIGHT_FILES):
         raise ModelError(f"{folder}: missing model weights ({' or '.join(WEIGHT_FILES[:2])})")
-    if not (folder / "vocab.json").exists():
+    if not (folder / "vocab.json").exists() and _model_type(folder) != "whisper":
         raise ModelError(f"{folder}: missing vocab.json (the CTC output tokens)")
+
+
+def _model_type(folder: Path) -> str:
+    try:
+        return str(json.loads((folder / "config.json").read_text()).get("model_type", ""))
+    except (OSError, ValueError, AttributeError):
+        return ""
 
 
 def _locate(name: str) -> Path:
@@ -192,7 +226,9 @@ def load_model(
 
     Args:
         name: a :data:`TINY_CONFIGS` name (built from scratch, needs ``vocab``), a
-            :data:`REGISTRY` name, a hub id, or a local directory.
+            :data:`REGISTRY` name, a hub id, or a local directory. A Whisper checkpoint
+            (``whisper-tiny.en``, a Whisper folder or hub id; needs ``vocab``) gives its encoder
+            with a new CTC head (:meth:`phonex.whisper_ctc.WhisperEncoderForCTC.from_whisper`).
         vocab: output tokens. ``None`` keeps the checkpoint's own head and vocabulary. A
             vocabulary different from the checkpoint's gets a new, randomly initialised CTC head
             sized to it; the encoder weights are kept.
@@ -203,17 +239,30 @@ def load_model(
     Raises:
         ModelError: unknown name, unreachable hub id, a directory missing a file, a sequence-to-
             sequence checkpoint (``s2t-small``: use :func:`load_seq2seq`), or no vocabulary for a
-            tiny model.
+            tiny model or a Whisper checkpoint.
     """
     if name in TINY_CONFIGS:
         if vocab is None:
             raise ModelError(f"{name}: a model built from scratch needs a vocabulary")
         config = tiny_config(name, vocab, **config_overrides)
-        model = Wav2Vec2ForCTC(config)
+        ctc_class = (
+            WhisperEncoderForCTC if isinstance(config, WhisperCTCConfig) else Wav2Vec2ForCTC
+        )
+        model = ctc_class(config)
         return LoadedModel(model, vocab, feature_extractor_for(config), units, language, name)
 
     folder = _locate(resolve(name))
     config = AutoConfig.from_pretrained(folder)
+    if config.model_type == "whisper":
+        if vocab is None:
+            raise ModelError(
+                f"{name} is Whisper, which has no CTC head: pass a vocabulary for a new one"
+            )
+        try:
+            model = WhisperEncoderForCTC.from_whisper(str(folder), vocab, **config_overrides)
+        except ValueError as err:  # a folder that is not a usable Whisper checkpoint
+            raise ModelError(str(err)) from None
+        return LoadedModel(model, vocab, feature_extractor_for(config), units, language, name)
     if config.is_encoder_decoder:
         raise ModelError(
             f"{name} is sequence-to-sequence, not CTC: use phonex.models.load_seq2seq"
@@ -300,7 +349,7 @@ def count_parameters(model: torch.nn.Module) -> ParameterCount:
 
 
 def encoder_layers(model: PreTrainedModel) -> torch.nn.ModuleList:
-    """The transformer blocks of a wav2vec2/HuBERT-style model (``base.encoder.layers``)."""
+    """The transformer blocks (``base.encoder.layers``) of a wav2vec2, HuBERT or Whisper CTC."""
     try:
         return model.base_model.encoder.layers
     except AttributeError:

@@ -68,8 +68,9 @@ class HiddenStates:
 def encoder_of(model) -> tuple[torch.nn.Module, str, float]:
     """The part of a model whose layers are probed, its input kind and its frame shift.
 
-    wav2vec2, HuBERT and XLSR (``*ForCTC``, or their bare models) take waveforms; Speech2Text's
-    encoder takes filterbank features (10 ms) subsampled by its stride-2 convolutions.
+    wav2vec2, HuBERT, XLSR (``*ForCTC``, or their bare models) and Whisper's CTC encoder
+    (:mod:`phonex.whisper_ctc`) take waveforms; Speech2Text's encoder takes filterbank features
+    (10 ms) subsampled by its stride-2 convolutions.
 
     Raises:
         ValueError: a model that cannot return hidden states.
@@ -87,9 +88,16 @@ def encoder_of(model) -> tuple[torch.nn.Module, str, float]:
 
 
 @torch.no_grad()
-def clip_hidden_states(model, wave: np.ndarray, processor=None) -> list[torch.Tensor]:
-    """Every layer's ``[frames, dim]`` hidden states for one 16 kHz waveform (one pass)."""
+def clip_hidden_states(
+    model, wave: np.ndarray, processor=None, normalize: bool | None = None
+) -> list[torch.Tensor]:
+    """Every layer's ``[frames, dim]`` hidden states for one 16 kHz waveform (one pass).
+
+    ``normalize``: zero mean and unit variance first, as wav2vec2 takes it; ``None``: unless
+    the model computes its own features from the raw waveform (Whisper's CTC encoder).
+    """
     from phonex.data import normalize_wave
+    from phonex.whisper_ctc import MODEL_TYPE as WHISPER_CTC
 
     encoder, kind, _ = encoder_of(model)
     device = next(model.parameters()).device
@@ -99,7 +107,10 @@ def clip_hidden_states(model, wave: np.ndarray, processor=None) -> list[torch.Te
         inputs = processor(wave, sampling_rate=16000, return_tensors="pt")
         inputs = {"input_features": inputs["input_features"].to(device)}
     else:  # one clip per pass: no padding, so no attention mask question
-        inputs = {"input_values": torch.from_numpy(normalize_wave(wave))[None].to(device)}
+        if normalize is None:
+            normalize = getattr(model.config, "model_type", "") != WHISPER_CTC
+        wave = normalize_wave(wave) if normalize else np.asarray(wave, dtype=np.float32)
+        inputs = {"input_values": torch.from_numpy(wave)[None].to(device)}
     was_training = model.training
     model.eval()
     outputs = encoder(**inputs, output_hidden_states=True)
@@ -141,6 +152,7 @@ def extract_hidden_states(
 
     if not rows:
         raise ValueError("no clips to extract hidden states from")
+    normalize = getattr(getattr(model, "feature_extractor", None), "do_normalize", None)
     model = getattr(model, "model", model)  # a LoadedModel
     _, _, frame_seconds = encoder_of(model)
     folder = Path(cache_dir or INTERIM_DIR / "hidden-states") / fingerprint(model, rows)
@@ -152,7 +164,8 @@ def extract_hidden_states(
     files, offsets = [], [0]
     try:
         for row in tqdm(rows, desc="hidden states", disable=not progress):
-            states = clip_hidden_states(model, load_audio(row.audio, 16000), processor)
+            wave = load_audio(row.audio, 16000)
+            states = clip_hidden_states(model, wave, processor, normalize)
             if not files:
                 files = [open(tmp / f"layer-{k:02d}.f16", "wb") for k in range(len(states))]  # noqa: SIM115
             for f, h in zip(files, states):

@@ -256,7 +256,8 @@ def train(
     freeze_conv = cfg.model.freeze_feature_encoder and cfg.model.name not in TINY_CONFIGS
     counts = freeze(loaded.model, cfg.model.trainable_layers, freeze_conv)
     rate = loaded.sample_rate
-    common = {"units": loaded.units, "sample_rate": rate, "max_seconds": t.max_seconds}
+    common = {"units": loaded.units, "sample_rate": rate, "max_seconds": t.max_seconds,
+              "normalize": loaded.feature_extractor.do_normalize}  # fmt: skip
     train_set = SpeechDataset(train_rows, loaded.vocab, **common, drop_long=t.drop_long,
                               unknown=t.unknown, progress=progress and ddp.main)  # fmt: skip
     dev_set = SpeechDataset(dev_rows, loaded.vocab, **common, drop_long=True, unknown="unk")
