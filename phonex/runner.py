@@ -26,7 +26,7 @@ def run_notebooks(
     quick: bool = True,
     out_dir: str | Path | None = None,
     parameters: dict | None = None,
-    cell_timeout: int = 600,
+    cell_timeout: int = 3600,
 ) -> list[Path]:
     """Execute notebooks top to bottom with papermill; executed copies go to ``out_dir``.
 
@@ -35,7 +35,8 @@ def run_notebooks(
         quick: the notebooks' ``QUICK`` parameter (small data, CPU, minutes).
         out_dir: where executed copies go (default ``data/executed``; never the sources).
         parameters: further papermill parameters for every notebook.
-        cell_timeout: seconds any one cell may take.
+        cell_timeout: seconds any one cell may take (notebook 03's training cell takes about
+            eight minutes on 2 free cores, more on a busy machine).
 
     Returns:
         Paths of the executed notebooks.
