@@ -110,11 +110,15 @@ def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(tiny_corpus
 
     resumed = train(cfg, [manifest], run, progress=False)
     assert resumed.state.step == 150
-    # Same batches, RNG and optimizer state: equal up to float summation order.
+    # Same batches, RNG and optimizer state: equal up to float summation order. Not the key
+    # biases: softmax ignores a constant added to every score, so their gradient is rounding
+    # noise, which Adam scales up to learning-rate-sized steps; they change no output.
     final = weights(run / "checkpoints" / "step-000150" / "model")
     expected = weights(tmp_path / "reference" / "checkpoints" / "step-000150" / "model")
-    for name, value in expected.items():
-        torch.testing.assert_close(final[name], value, rtol=1e-5, atol=1e-6, msg=name)
+    compared = [name for name in expected if not name.endswith("k_proj.bias")]
+    assert len(compared) > len(expected) / 2
+    for name in compared:
+        torch.testing.assert_close(final[name], expected[name], rtol=1e-5, atol=1e-6, msg=name)
     assert resumed.state.best_error == reference.state.best_error
 
 
