@@ -356,3 +356,62 @@ def _quiet_transformers():
 
 AutoConfig.register(MODEL_TYPE, WhisperCTCConfig, exist_ok=True)
 AutoModelForCTC.register(WhisperCTCConfig, WhisperEncoderForCTC, exist_ok=True)
+
+
+@torch.no_grad()
+def compare_with_30s_window(model: WhisperEncoderForCTC, wave, repeats: int = 3):
+    """This model's hidden states of one clip against transformers' own 30 s Whisper encoder.
+
+    transformers' ``WhisperEncoder`` takes the clip padded to ``max_source_positions`` frames
+    (30 s): every position row is added, and the clip's frames attend to the padding frames
+    too. :class:`WhisperEncoderForCTC` runs the clip's frames only.
+
+    Args:
+        model: a Whisper CTC model (its ``encoder`` is transformers' ``WhisperEncoder``).
+        wave: one 16 kHz waveform, shorter than 30 s.
+        repeats: timed passes of each path (the fastest is kept).
+
+    Returns:
+        ``(table, seconds)``: per hidden state (0 = input of block 1, the last after the final
+        layer norm) the largest absolute difference over the clip's frames but the last, and on
+        the last frame; and the seconds per pass of each path.
+    """
+    import time
+
+    import numpy as np
+    import pandas as pd
+    from transformers import WhisperFeatureExtractor
+
+    c = model.config
+    chunk = round(c.max_source_positions * c.inputs_to_logits_ratio / c.sampling_rate)
+    extractor = WhisperFeatureExtractor(feature_size=c.num_mel_bins, sampling_rate=c.sampling_rate,
+                                        hop_length=c.hop_length, chunk_length=chunk,
+                                        n_fft=c.n_fft)  # fmt: skip
+    wave = np.asarray(wave, dtype=np.float32)
+    features = extractor(wave, sampling_rate=c.sampling_rate, return_tensors="pt").input_features
+    was_training = model.training
+    model.eval()
+    runs = {
+        "clip frames (phonex)": lambda: model(torch.from_numpy(wave)[None],
+                                              output_hidden_states=True).hidden_states,
+        "30 s window (transformers)": lambda: model.encoder(features, output_hidden_states=True)
+        .hidden_states,
+    }  # fmt: skip
+    seconds, states = {}, {}
+    for name, run in runs.items():
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            states[name] = run()
+            best = min(best, time.perf_counter() - start)
+        seconds[name] = best
+    model.train(was_training)
+    ours, theirs = states.values()
+    frames = ours[0].shape[1]
+    rows = []
+    for layer, (a, b) in enumerate(zip(ours, theirs)):
+        diff = (a[0] - b[0, :frames]).abs()
+        rows.append({"layer": layer, "frames": frames,
+                     "max_diff_but_last": float(diff[:-1].max()),
+                     "max_diff_last_frame": float(diff[-1].max())})  # fmt: skip
+    return pd.DataFrame(rows).set_index("layer"), seconds
