@@ -38,4 +38,5 @@ bench: setup
 	$(BIN)/python benchmarks/bench_alignment.py
 	$(BIN)/python benchmarks/bench_probe.py
 	$(BIN)/python benchmarks/bench_tts.py
+	$(BIN)/python benchmarks/bench_whisper.py
 	$(BIN)/python benchmarks/bench_acoustic.py
