@@ -49,6 +49,7 @@ def test_notebook_runs_headless_in_quick_mode(path, tmp_path, tiny_corpus):
         params.update(MODEL_DIR=str(tmp_path / "model"), WHISPER=str(tmp_path / "whisper"),
                       CORPUS_DIR=str(tiny_corpus[0].parent), RUN_DIR=str(tmp_path / "run"),
                       CACHE_DIR=str(tmp_path / "hidden-states"), SHARED_DIR=str(tmp_path),
+                      ENGINES_CORPUS_DIR=str(tiny_corpus[0].parent),  # espeak-ng only: none
                       TRAIN_STEPS=3, TRAIN_CLIPS=16, DEV_CLIPS=4, EVAL_CLIPS=6,
                       PROBE_CLIPS=8, MAX_ITER=5)  # fmt: skip
     if path.name.startswith("04"):
