@@ -208,14 +208,23 @@ def plot_learning_curves(
     return fig
 
 
-def plot_error_by_group(frame: pd.DataFrame, group: str, title: str, ax=None) -> plt.Figure:
-    """Bar chart of error rate (%) per group (voice, phone class...): columns ``group``, ``error``."""
+def plot_error_by_group(frame: pd.DataFrame, group: str, title: str, ax=None,
+                        hue: str | None = None) -> plt.Figure:  # fmt: skip
+    """Bar chart of error rate (%) per group (voice, phone class...): columns ``group``, ``error``;
+    with ``hue`` (e.g. ``"model"``), one bar per hue value side by side in each group."""
     if ax is None:
-        _, ax = plt.subplots(figsize=(max(5, 0.6 * len(frame)), 3.2))
+        width = 1.4 * frame[group].nunique() + 2 if hue else 0.6 * len(frame)
+        _, ax = plt.subplots(figsize=(max(5, width), 3.6 if hue else 3.2))
+    colour = {"hue": hue} if hue else {"color": "tab:blue"}
     sns.barplot(data=frame.assign(percent=100 * frame.error), x=group, y="percent", ax=ax,
-                color="tab:blue")  # fmt: skip
+                **colour)  # fmt: skip
     ax.set(title=title, ylabel="error rate (%)", xlabel=group)
     ax.tick_params(axis="x", rotation=30)
+    for label in ax.get_xticklabels():
+        label.set_horizontalalignment("right")
+    if hue:
+        ax.legend(title=hue, fontsize="small")
+    ax.figure.tight_layout()
     return ax.figure
 
 
