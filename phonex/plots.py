@@ -223,7 +223,7 @@ def plot_error_by_group(frame: pd.DataFrame, group: str, title: str, ax=None,
     for label in ax.get_xticklabels():
         label.set_horizontalalignment("right")
     if hue:
-        ax.legend(title=hue, fontsize="small")
+        ax.legend(title=hue, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
     ax.figure.tight_layout()
     return ax.figure
 
