@@ -28,3 +28,16 @@ def train_config():
         ])  # fmt: skip
 
     return make
+
+
+@pytest.fixture
+def tiny_whisper_config():
+    """A Whisper config of a few thousand parameters (2 encoder blocks, 30 s of positions)."""
+    from transformers import WhisperConfig
+
+    return WhisperConfig(d_model=32, encoder_layers=2, decoder_layers=1,
+                         encoder_attention_heads=2, decoder_attention_heads=2,
+                         encoder_ffn_dim=64, decoder_ffn_dim=64, vocab_size=100,
+                         max_source_positions=1500, max_target_positions=32,
+                         pad_token_id=1, bos_token_id=1, eos_token_id=2,
+                         decoder_start_token_id=3)  # fmt: skip

@@ -9,7 +9,7 @@ from phonex.runner import notebook_paths, run_notebooks
 
 
 @pytest.mark.parametrize("path", notebook_paths(), ids=lambda p: p.stem)
-def test_notebook_runs_headless_in_quick_mode(path, tmp_path, tiny_corpus):
+def test_notebook_runs_headless_in_quick_mode(path, tmp_path, tiny_corpus, tiny_whisper_config):
     figures = tmp_path / "figures"
     params = {"FIGURES_DIR": str(figures)}
     if path.name.startswith("01"):
@@ -33,19 +33,13 @@ def test_notebook_runs_headless_in_quick_mode(path, tmp_path, tiny_corpus):
                       TRAIN_CLIPS=12, TEST_CLIPS=6, MAX_ITER=10,
                       CACHE_DIR=str(tmp_path / "hidden-states"))  # fmt: skip
     if path.name.startswith("08"):  # a tiny Whisper folder instead of converting tiny.en
-        from transformers import WhisperConfig, WhisperForConditionalGeneration
+        from transformers import WhisperForConditionalGeneration
 
         names = [d.name for d in load_drugs()]
         spoken = [r.phones for r in tiny_corpus[1]]
         vocab = Vocabulary.build([*pronunciations(names).values(), *spoken])
         load_model("tiny-test", vocab).save(tmp_path / "model")
-        whisper = WhisperConfig(d_model=32, encoder_layers=2, decoder_layers=1,
-                                encoder_attention_heads=2, decoder_attention_heads=2,
-                                encoder_ffn_dim=64, decoder_ffn_dim=64, vocab_size=100,
-                                max_source_positions=1500, max_target_positions=32,
-                                pad_token_id=1, bos_token_id=1, eos_token_id=2,
-                                decoder_start_token_id=3)  # fmt: skip
-        WhisperForConditionalGeneration(whisper).save_pretrained(tmp_path / "whisper")
+        WhisperForConditionalGeneration(tiny_whisper_config).save_pretrained(tmp_path / "whisper")
         params.update(MODEL_DIR=str(tmp_path / "model"), WHISPER=str(tmp_path / "whisper"),
                       CORPUS_DIR=str(tiny_corpus[0].parent), RUN_DIR=str(tmp_path / "run"),
                       CACHE_DIR=str(tmp_path / "hidden-states"), SHARED_DIR=str(tmp_path),

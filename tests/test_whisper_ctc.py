@@ -9,7 +9,6 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import (
     AutoModelForCTC,
-    WhisperConfig,
     WhisperFeatureExtractor,
     WhisperForConditionalGeneration,
     WhisperModel,
@@ -162,14 +161,11 @@ def test_saved_model_loads_back_identically_and_a_new_vocabulary_gets_a_new_head
 
 
 @pytest.mark.parametrize("whisper_class", [WhisperForConditionalGeneration, WhisperModel])
-def test_a_whisper_folder_loads_its_encoder_under_a_new_head(tmp_path, whisper_class):
-    config = WhisperConfig(d_model=32, encoder_layers=2, decoder_layers=1,
-                           encoder_attention_heads=2, decoder_attention_heads=2,
-                           encoder_ffn_dim=64, decoder_ffn_dim=64, vocab_size=100,
-                           max_source_positions=1500, max_target_positions=32,
-                           pad_token_id=1, bos_token_id=1, eos_token_id=2,
-                           decoder_start_token_id=3)  # fmt: skip
-    whisper_class(config).save_pretrained(tmp_path / "w")  # no vocab.json: none is needed
+def test_a_whisper_folder_loads_its_encoder_under_a_new_head(tmp_path, whisper_class,
+                                                            tiny_whisper_config):  # fmt: skip
+    whisper_class(tiny_whisper_config).save_pretrained(
+        tmp_path / "w"
+    )  # no vocab.json: none is needed
     loaded = load_model(str(tmp_path / "w"), VOCAB)
     assert isinstance(loaded.model, WhisperEncoderForCTC)
     assert loaded.model.lm_head.out_features == len(VOCAB)
