@@ -18,15 +18,7 @@ from pathlib import Path
 from common import record, train_and_score
 
 from phonex.config import MODELS_DIR, PROCESSED_DIR, PROJ_ROOT, SHARED_DATA_DIR, Config
-from phonex.corpus import add_phones, split_by_group, write_manifest
-from phonex.readers import read_kaldi
-
-
-def prepare(source: Path, language: str) -> Path:
-    """speechocean762 as a phonex manifest with whole speakers held out."""
-    rows = add_phones(read_kaldi(source, phones_file=None), language)
-    rows = split_by_group(rows, "speaker", test=0.15, dev=0.1, seed=0)
-    return write_manifest(rows, PROCESSED_DIR / "speechocean762" / "manifest.jsonl")
+from phonex.readers import speechocean_manifest
 
 
 def main() -> None:
@@ -44,7 +36,9 @@ def main() -> None:
     recorded = cfg.to_dict()  # as given: no paths of this machine in the record
     if not Path(cfg.model.name).is_absolute() and (PROJ_ROOT / cfg.model.name).is_dir():
         cfg = cfg.override([f"model.name={PROJ_ROOT / cfg.model.name}"])
-    manifest = prepare(args.source, cfg.data.language)
+    manifest = speechocean_manifest(
+        args.source, PROCESSED_DIR / "speechocean762" / "manifest.jsonl", cfg.data.language
+    )
     record(
         "recipe_speechocean",
         {

@@ -179,6 +179,15 @@ def read_kaldi(
     return _build(specs, "kaldi", folder)
 
 
+def speechocean_manifest(source: str | Path, out: str | Path, language: str = "en-gb") -> Path:
+    """speechocean762 (a Kaldi folder) as a phonex manifest: phones from the phonemizer, whole
+    speakers held out (15 % test, 10 % dev, seed 0)."""
+    from phonex.corpus import add_phones, split_by_group, write_manifest
+
+    rows = add_phones(read_kaldi(source, phones_file=None), language)
+    return write_manifest(split_by_group(rows, "speaker", test=0.15, dev=0.1, seed=0), out)
+
+
 def read_ljspeech(root: str | Path) -> list[Utterance]:
     """Read LJ Speech: ``metadata.csv`` (``id|text|normalized``) or ``*.psv`` (``id|text``).
 
