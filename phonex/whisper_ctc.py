@@ -34,8 +34,6 @@ from transformers.models.whisper.modeling_whisper import (
 )
 from transformers.utils import logging as hf_logging
 
-from phonex.ct2_whisper import WHISPER_HUB_IDS, resolve_whisper
-
 MODEL_TYPE = "whisper-ctc"
 
 # WhisperConfig fields that shape or regularise the encoder: what a CTC model keeps of a
@@ -152,16 +150,14 @@ class WhisperEncoderForCTC(WhisperPreTrainedModel):
 
         Args:
             source: a folder saved from ``WhisperForConditionalGeneration`` or ``WhisperModel``,
-                a hub id, or a phonex Whisper name (``whisper-tiny.en``: the hub, or offline a
-                copy converted from CTranslate2, see :func:`phonex.ct2_whisper.resolve_whisper`).
+                or a hub id (registry names such as ``whisper-tiny.en`` are resolved by
+                :func:`phonex.models.load_model`, the way in for callers).
             vocab: the CTC output tokens (:class:`phonex.phonemes.Vocabulary`).
             **overrides: config values, e.g. ``hidden_dropout=0.1``.
 
         Raises:
             ValueError: ``source`` is not a Whisper checkpoint, or it lacks encoder weights.
         """
-        if source in WHISPER_HUB_IDS:
-            source = resolve_whisper(source)
         whisper = AutoConfig.from_pretrained(source)
         if whisper.model_type != "whisper":
             raise ValueError(
