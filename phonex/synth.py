@@ -222,6 +222,11 @@ def build_corpus(
     bar = tqdm(total=len(jobs) * clips_per_job, desc=f"synth {out_dir.name}", unit="clip")
     rows: list[Utterance] = []
     if workers > 1:
+        # librosa compiles its numba kernels when librosa.util is first imported (lazily) and
+        # caches them on disk; forked workers doing that at once corrupted the cache (later
+        # segfaults in librosa.pyin). Compiled here, the workers inherit them.
+        import librosa.util.utils  # noqa: F401
+
         with ProcessPoolExecutor(workers) as pool:
             for chunk, part in zip(chunks, pool.map(_render_chunk, chunks)):
                 rows += part
