@@ -4,7 +4,7 @@
 # Works as root or as a normal user; needs only python3 (3.10+) with venv.
 PYTHON ?= python3
 VENV   ?= .venv
-EXTRAS ?= dev,piper,offline-whisper
+EXTRAS ?= dev,piper,offline-whisper,baselines
 BIN    := $(VENV)/bin
 
 .PHONY: setup notebooks full test lab bench
@@ -38,5 +38,6 @@ bench: setup
 	$(BIN)/python benchmarks/bench_alignment.py
 	$(BIN)/python benchmarks/bench_probe.py
 	$(BIN)/python benchmarks/bench_tts.py
+	$(BIN)/python benchmarks/bench_baselines.py
 	$(BIN)/python benchmarks/bench_whisper.py
 	$(BIN)/python benchmarks/bench_acoustic.py

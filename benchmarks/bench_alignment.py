@@ -30,6 +30,7 @@ from common import record
 from phonex.align import (
     align,
     evaluate_alignment,
+    stand_ins,
     to_tiers,
     transcript_tokens,
 )
@@ -38,10 +39,9 @@ from phonex.boundaries import fit_calibration
 from phonex.config import MODELS_DIR, PROCESSED_DIR, PROJ_ROOT, SHARED_DATA_DIR
 from phonex.corpus import read_manifest
 from phonex.intervals import TIMIT_SAMPLE_RATE, Interval
-from phonex.metrics import boundary_accuracy, feature_distance, matched_boundary_errors
+from phonex.metrics import boundary_accuracy, matched_boundary_errors
 from phonex.models import load_model
 from phonex.phonemes import WORD_SEP
-from phonex.phonesets import ESPEAK_PHONES
 from phonex.viterbi import viterbi, viterbi_batch
 
 SIZES = [(3000, 60, 400), (500, 45, 60)]
@@ -116,14 +116,7 @@ def aligner_speed() -> tuple[list[dict], dict]:
     return [_time_size(*size, gen, cfa) for size in SIZES], cfa_info
 
 
-def _stand_ins(loaded, tokens: str) -> dict[str, str]:
-    """Phones the model lacks -> its phone with the nearest articulatory features."""
-    own = [t for t in loaded.vocab.tokens if t in ESPEAK_PHONES]
-    missing = {t for t in tokens.split() if t != WORD_SEP and t not in loaded.vocab.index}
-    return {p: min(own, key=lambda q: feature_distance(p, q)) for p in sorted(missing)}
-
-
-def _reference_phones(utterance: dict) -> list[Interval]:
+def reference_phones(utterance: dict) -> list[Interval]:
     """The ``phn`` labels with ``ground_truth_phn_ends`` (16 kHz samples); each starts at the
     previous end, the first at 0."""
     ends = [int(e) / TIMIT_SAMPLE_RATE for e in utterance["ground_truth_phn_ends"].split()]
@@ -138,14 +131,14 @@ def _align_utterance(loaded, folder: Path, utterance: dict) -> tuple[list[Interv
     """
     text = utterance["wrd"].lower()
     _, tokens = transcript_tokens(loaded, text)
-    stand_ins = _stand_ins(loaded, tokens)
-    known = " ".join(stand_ins.get(t, t) for t in tokens.split())
+    used = stand_ins(loaded, tokens)
+    known = " ".join(used.get(t, t) for t in tokens.split())
     wave = load_audio(utterance["wav"].replace("{data_root}", str(folder / "ASR")),
                       loaded.sample_rate)  # fmt: skip
     phones = to_tiers(align(loaded, wave, text, tokens=known))["phones"]
     labels = [t for t in tokens.split() if t != WORD_SEP]
     assert len(labels) == len(phones), "one aligned interval per phone"
-    return [Interval(label, p.start, p.end) for label, p in zip(labels, phones)], stand_ins
+    return [Interval(label, p.start, p.end) for label, p in zip(labels, phones)], used
 
 
 def speechbrain_boundaries(loaded, folder: Path) -> dict:
@@ -154,12 +147,12 @@ def speechbrain_boundaries(loaded, folder: Path) -> dict:
     if not annotation.is_file():
         return {"skipped": f"{annotation} not found"}
     utterances = json.loads(annotation.read_text())
-    stand_ins: dict[str, str] = {}
+    substituted: dict[str, str] = {}
     onsets, offsets, each = [], [], []
     for name, utterance in utterances.items():
         hypothesis, used = _align_utterance(loaded, folder, utterance)
-        stand_ins |= used
-        result = matched_boundary_errors(_reference_phones(utterance), hypothesis)
+        substituted |= used
+        result = matched_boundary_errors(reference_phones(utterance), hypothesis)
         onsets.append(result.onset_error)
         offsets.append(result.offset_error)
         each.append({"id": name, "matched": result.matched,
@@ -176,7 +169,7 @@ def speechbrain_boundaries(loaded, folder: Path) -> dict:
         "matched_share": round(matched / total, 4),
         "offsets": _rounded(boundary_accuracy(np.concatenate(offsets))),
         "onsets": _rounded(boundary_accuracy(np.concatenate(onsets))),
-        "stand_ins": stand_ins,
+        "stand_ins": substituted,
         "per_utterance": each,
     }
 

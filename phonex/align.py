@@ -172,6 +172,20 @@ def transcript_tokens(loaded, text: str, language: str | None = None) -> tuple[l
     return _word_labels(words, tokens), tokens
 
 
+def stand_ins(loaded, tokens: str) -> dict[str, str]:
+    """Phones of ``tokens`` the model lacks -> the model's phone nearest in articulatory features.
+
+    The drug-name model has no ð (no drug name has one): to align "the", θ stands in for it, and
+    the aligned span keeps the label ð. Only espeak-ng phones the model knows are candidates.
+    """
+    from phonex.metrics import feature_distance
+    from phonex.phonesets import ESPEAK_PHONES
+
+    own = [t for t in loaded.vocab.tokens if t in ESPEAK_PHONES]
+    missing = {t for t in tokens.split() if t != WORD_SEP and t not in loaded.vocab.index}
+    return {p: min(own, key=lambda q: feature_distance(p, q)) for p in sorted(missing)}
+
+
 def _word_labels(words: list[str], tokens: str) -> list[str]:
     """One label per ``|``-separated token group: the words, or word1.. when counts differ."""
     groups = [g for g in tokens.split(WORD_SEP) if g.split()]

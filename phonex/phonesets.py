@@ -53,6 +53,22 @@ oːɹ ɔːɹ ɑːɹ ɪɹ ɛɹ   vowel + r       vowel + r    en-us r-coloured un
 ɑ̃ ɔ̃                  aa n, ao n      same         French nasal vowels (croissant), CMUdict
 ==================  ==============  ===========  =========================================
 
+Other systems' phones come into the same set through these maps (the baselines of
+``benchmarks/baselines``): CMUdict/pocketsphinx ARPAbet through :func:`arpabet_to_39`, a Whisper
+transcript through espeak-ng (:func:`phonex.phonemes.phonemize`, so its phones are espeak-ng's),
+and generic IPA such as hama's through :func:`generic_ipa_to_espeak` first:
+
+==================  ==============  =========================================================
+generic IPA         espeak-ng       why
+==================  ==============  =========================================================
+t͡ʃ d͡ʒ (any tie)    tʃ dʒ           the tie bar only says "one phone"; espeak-ng writes none
+ɝ                   ɜː              stressed r-coloured NURSE (en-us ɜː, er)
+ɟ                   ɡ               voiced palatal stop: English /g/ before a front vowel
+ʝ                   j               voiced palatal fricative: a strongly articulated /j/
+bare diacritics,    (dropped)       a lone ̪ ̩ ͡ or the ‿ linker, emitted as its own token,
+‿                                   marks no phone of its own
+==================  ==============  =========================================================
+
 Every phone espeak-ng 1.51 wrote for ~6900 words and ~700 sentences in en-us, en-gb, en-gb-x-rp,
 en-029, en-gb-scotland, en-gb-x-gbclan, en-gb-x-gbcwmd and en-us-nyc is mapped (see
 :data:`ESPEAK_PHONES`); any other phone raises :class:`UnknownPhoneError`.
@@ -319,6 +335,46 @@ def ipa_to_39(phones: Sequence[str], strict: bool = True, convention: str = "cmu
         TIMIT-39 classes.
     """
     return arpabet_to_39(ipa_to_arpabet(phones, strict=strict, convention=convention))
+
+
+# Generic IPA (hama's phone recognizer and G2P) -> espeak-ng phones; see the module table.
+_GENERIC_TO_ESPEAK = {"ɝ": "ɜː", "ɟ": "ɡ", "ʝ": "j"}
+_TIE = "\u0361"  # combining double inverted breve: t͡ʃ
+_NOT_A_PHONE = re.compile(r"^[\u0300-\u036f\u203f]*$")  # bare combining marks, the ‿ linker
+
+
+def generic_ipa_to_espeak(phones: Iterable[str], strict: bool = True) -> list[str]:
+    """IPA phones as other systems write them (e.g. hama's ``t͡ʃ``, ``ɝ``) to espeak-ng's.
+
+    Args:
+        phones: one phone per item; ``|`` passes through.
+        strict: raise on a phone that is neither espeak-ng's nor in the module table; if False,
+            it is dropped (count what was dropped by comparing lengths).
+
+    Returns:
+        espeak-ng phones (within :data:`ESPEAK_PHONES`), ready for :func:`ipa_to_39`.
+
+    Raises:
+        UnknownPhoneError: naming every phone with no mapping, when ``strict``.
+    """
+    phones = list(phones)
+    out: list[str] = []
+    missing: list[str] = []
+    for raw in phones:
+        if raw == WORD_SEP:
+            out.append(raw)
+            continue
+        phone = normalize_phone(raw.replace(_TIE, ""))
+        if _NOT_A_PHONE.match(phone):
+            continue
+        phone = _GENERIC_TO_ESPEAK.get(phone, phone)
+        if phone in ESPEAK_PHONES:
+            out.append(phone)
+        else:
+            missing.append(raw)
+    if missing and strict:
+        _unknown("IPA", missing, phones, "; strict=False drops them")
+    return out
 
 
 def broad_class(ipa_phone: str, unknown: str | None = None) -> str:

@@ -470,3 +470,29 @@ def plot_unheard_engines(table: pd.DataFrame) -> plt.Figure:
            title="Recognising drug names from an engine the model never heard")  # fmt: skip
     fig.tight_layout()
     return fig
+
+
+def plot_baselines(rows: pd.DataFrame, columns: int = 3) -> plt.Figure:
+    """One panel per result row of ``benchmarks/bench_baselines.py`` (``task``, ``metric``,
+    ``values``: {system: value}), a bar per system; phonex's systems in blue, the others grey."""
+    n = len(rows)
+    grid_rows = -(-n // columns)
+    fig, axes = plt.subplots(grid_rows, columns, figsize=(4.6 * columns, 2.2 * grid_rows),
+                             squeeze=False)  # fmt: skip
+    for ax, (_, row) in zip(axes.flat, rows.iterrows()):
+        systems = list(row["values"])
+        values = [100 * row["values"][s] for s in systems]
+        colors = ["tab:blue" if s.startswith("phonex") else "0.6" for s in systems]
+        ax.barh(systems, values, color=colors)
+        for y, value in enumerate(values):
+            ax.text(value + 1, y, f"{value:.0f}", va="center", fontsize=7)
+        better = "higher" if row["higher_is_better"] else "lower"
+        ax.set_xlim(0, max(100, max(values, default=0) * 1.15))
+        ax.set_xlabel(f"{row['metric']} (%, {better} is better)", fontsize=8)
+        ax.set_title(row["task"], fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.invert_yaxis()
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig

@@ -207,3 +207,14 @@ def test_agrees_with_speechocean762_lexicon():
         errors += Levenshtein.distance(reference, ps.ipa_to_39(pron, convention="timit"))
         total += len(reference)
     assert errors / total < 0.1
+
+
+def test_generic_ipa_comes_into_espeak_phones_by_the_module_table():
+    # hama writes affricates with a tie bar and NURSE as ɝ; a stray diacritic is no phone
+    heard = ["t͡ʃ", "ɝ", "d͡ʒ", "‿", "̪", "ɟ", "ʝ", "|", "ɔ", "i"]
+    assert ps.generic_ipa_to_espeak(heard) == ["tʃ", "ɜː", "dʒ", "ɡ", "j", "|", "ɔ", "i"]
+    assert ps.ipa_to_39(ps.generic_ipa_to_espeak(heard)) == [
+        "ch", "er", "jh", "g", "y", "|", "aa", "iy"]  # fmt: skip
+    with pytest.raises(ps.UnknownPhoneError, match="'kʰ', 't͈'"):
+        ps.generic_ipa_to_espeak(["kʰ", "m", "t͈"])
+    assert ps.generic_ipa_to_espeak(["kʰ", "m", "t͈"], strict=False) == ["m"]
