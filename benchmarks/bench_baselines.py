@@ -218,7 +218,9 @@ def main() -> None:
                              sample(held_out, args.clips), drugs, (None, 10))  # fmt: skip
     skipped = {}
     if unheard:
-        task = f"drug names, unheard engines ({', '.join(e for e in engines if e != 'espeak')})"
+        task = (
+            f"drug names, unheard engines ({', '.join(dict.fromkeys(r.engine for r in unheard))})"
+        )
         rows += recognition_rows(systems, task, sample(unheard, args.clips), drugs, (None, 10))
     else:
         skipped["unheard engines"] = "no TTS engine but espeak-ng is installed"
