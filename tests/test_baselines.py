@@ -66,6 +66,15 @@ def test_phonex_runner_recognises_transcribes_and_aligns_the_given_phones(tmp_pa
     assert all(a.end <= b.start + 1e-9 for a, b in itertools.pairwise(spans))
 
 
+def test_phonex_runner_transcripts_are_phones_without_word_separators(monkeypatch):
+    import baselines.phonex_runner as runner
+
+    system = runner.PhonexSystem.__new__(runner.PhonexSystem)  # no model: transcribe is stubbed
+    system.loaded = None
+    monkeypatch.setattr(runner, "transcribe", lambda loaded, waves: ["m ɛ | t f"])
+    assert system.transcribe(np.zeros(16000)) == ["m", "eh", "t", "f"]
+
+
 def test_pocketsphinx_ranks_the_lexicon_with_its_grammar_and_aligns_phones(clips):
     pytest.importorskip("pocketsphinx")
     from baselines.pocketsphinx_runner import PocketsphinxSystem, pcm16

@@ -42,7 +42,8 @@ class PhonexSystem(System):
         return lambda wave: [c.word for c in recognizer.recognize([wave], top=TOP)[0].candidates]
 
     def transcribe(self, wave: np.ndarray) -> list[str]:
-        return ipa_to_39(transcribe(self.loaded, [wave])[0].split(), strict=False)
+        phones = [p for p in transcribe(self.loaded, [wave])[0].split() if p != WORD_SEP]
+        return ipa_to_39(phones, strict=False)
 
     def align(self, wave, text, phones=None):
         tokens = phones or transcript_tokens(self.loaded, text)[1]
