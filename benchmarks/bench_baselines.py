@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from baselines import SAMPLE_RATE, SYSTEMS, load_systems
 from bench_alignment import reference_phones
-from common import RESULTS_DIR, record
+from common import RESULTS_DIR, record, sample
 from tqdm.auto import tqdm
 
 from phonex.audio import load_audio
@@ -51,14 +51,6 @@ from phonex.tts import ENGINES, get_engine
 
 PACKAGES = {"whisper": "faster-whisper", "hama": "hama", "pocketsphinx": "pocketsphinx"}
 ENGINE_NAMES = 30  # notebook 07's quick corpus: data/processed/tts-engines-30
-
-
-def sample(rows: list, n: int, seed: int = 0) -> list:
-    """``n`` rows drawn without replacement (all when there are fewer), in their file order."""
-    if len(rows) <= n:
-        return rows
-    keep = sorted(np.random.default_rng(seed).choice(len(rows), n, replace=False))
-    return [rows[i] for i in keep]
 
 
 def run_timed(call, items, desc: str) -> tuple[list, float]:
@@ -201,6 +193,10 @@ def main() -> None:
     parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=list(SYSTEMS))
     args = parser.parse_args()
     systems, absent = load_systems(args.systems)
+
+    def pick(rows: list, n: int = args.clips) -> list:  # each set seeded alike
+        return sample(rows, n, np.random.default_rng(0))
+
     names = list(systems)
     drugs = [d.name for d in load_drugs()]
 
@@ -215,13 +211,13 @@ def main() -> None:
     unheard = [r for r in engine_rows if r.engine != "espeak"]
     rows = []
     rows += recognition_rows(systems, "drug names, espeak-ng held-out voices",
-                             sample(held_out, args.clips), drugs, (None, 10))  # fmt: skip
+                             pick(held_out), drugs, (None, 10))  # fmt: skip
     skipped = {}
     if unheard:
         task = (
             f"drug names, unheard engines ({', '.join(dict.fromkeys(r.engine for r in unheard))})"
         )
-        rows += recognition_rows(systems, task, sample(unheard, args.clips), drugs, (None, 10))
+        rows += recognition_rows(systems, task, pick(unheard), drugs, (None, 10))
     else:
         skipped["unheard engines"] = "no TTS engine but espeak-ng is installed"
     fsdd = SHARED_DATA_DIR / "fsdd"
@@ -229,7 +225,7 @@ def main() -> None:
         digits = recognition_rows(
             systems,
             "spoken digits, FSDD (real speech)",
-            sample(read_fsdd(fsdd), args.clips),
+            pick(read_fsdd(fsdd)),
             list(DIGIT_WORDS),
         )
         rows.append(digits[0])  # top-1 only: top-5 of 10 words says little
@@ -242,11 +238,11 @@ def main() -> None:
             speechocean_manifest(speechocean, manifest)
         test = [r for r in read_manifest(manifest) if r.split == "test"]
         rows.append(per_row(systems, "phones, speechocean762 held-out speakers (real speech)",
-                            sample(test, args.clips)))  # fmt: skip
+                            pick(test)))  # fmt: skip
     else:
         skipped["speechocean762"] = f"{speechocean} not found"
     rows.append(boundary_row(systems, "phone boundaries, espeak-ng held-out voices",
-                             espeak_clips(sample(held_out, args.align_clips)), "espeak"))  # fmt: skip
+                             espeak_clips(pick(held_out, args.align_clips)), "espeak"))  # fmt: skip
     speechbrain = speechbrain_clips(SHARED_DATA_DIR / "speechbrain-samples")
     if speechbrain is None:
         skipped["speechbrain-samples"] = "../shared/data/speechbrain-samples not found"

@@ -15,7 +15,7 @@ import tempfile
 import time
 
 import numpy as np
-from common import record
+from common import record, sample
 
 from phonex import probe
 from phonex.config import MODELS_DIR, PROCESSED_DIR
@@ -23,10 +23,6 @@ from phonex.corpus import read_manifest
 from phonex.models import load_model, random_init
 
 TRAIN_CLIPS, TEST_CLIPS = 300, 150
-
-
-def sample(rows, n, rng):
-    return [rows[i] for i in sorted(rng.choice(len(rows), min(n, len(rows)), replace=False))]
 
 
 def timed_probe(model, train_rows, test_rows, cache_dir) -> tuple[probe.ProbeResults, dict]:

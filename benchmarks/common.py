@@ -11,6 +11,8 @@ import shutil
 import time
 from pathlib import Path
 
+import numpy as np
+
 from phonex.checkpoints import git_sha
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -35,6 +37,11 @@ def _cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def sample(rows: list, n: int, rng: np.random.Generator) -> list:
+    """``n`` rows drawn without replacement (all when there are fewer), in their original order."""
+    return [rows[i] for i in sorted(rng.choice(len(rows), min(n, len(rows)), replace=False))]
 
 
 def record(name: str, result: dict) -> Path:
