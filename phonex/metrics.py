@@ -1,10 +1,10 @@
-"""How good is a result: error rates (jiwer), top-k accuracy, confusions, phonetic distance.
+"""How good is a result: error rates (jiwer), top-k, confusions, phonetic distance, alignments.
 
 Error rates are corpus-level (all edits over all reference tokens) through jiwer, with phones or
-characters as the "words" jiwer counts; the word separator ``|`` is not a phone and is left out
-of the phone error rate. Phonetic distance between two pronunciations is panphon's articulatory
-feature edit distance (substituting /p/ for /b/ costs less than /p/ for /a/), next to the plain
-phone edit distance.
+characters as the "words" jiwer counts; ``|`` is not a phone and is left out of the PER. Phonetic
+distance is panphon's articulatory feature edit distance, next to the plain phone edit distance.
+Alignments are scored against hand labels under FA-Bench's TIMIT protocol: one scorer,
+:func:`score_alignment` per utterance and :func:`summarize_alignments` per corpus.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 from rapidfuzz.distance import Levenshtein
 
+from phonex import timit
 from phonex.phonemes import WORD_SEP
-from phonex.phonesets import arpabet_to_39, ipa_to_39
+from phonex.timit import MATCH_TOLERANCE, SILENCE, protocol_phones, protocol_units
 
 TOP_K = (1, 2, 3, 4, 5)
 
@@ -188,17 +189,20 @@ def pair_confusions(
                              ignore_index=True)  # fmt: skip
 
 
-# --- alignment boundaries -------------------------------------------------------------------
+# --- alignment against hand labels: FA-Bench's TIMIT protocol --------------------------------
 
 TOLERANCES = (0.010, 0.020, 0.050)
 
 
-def boundary_errors(reference, hypothesis) -> np.ndarray:
-    """Absolute differences (s) between matching phone onsets and offsets of two alignments.
+def phone_boundary_errors(reference: Sequence, hypothesis: Sequence) -> np.ndarray:
+    """Onset and offset differences of two alignments of the same phone sequence.
 
     Args:
-        reference, hypothesis: the same phones in the same order, as intervals (``label``,
-            ``start``, ``end``); labels are compared after dropping stress and length marks.
+        reference, hypothesis: intervals (``label``, ``start``, ``end``) of the same phones in
+            the same order; empty labels (gaps) are left out of both.
+
+    Returns:
+        ``[phones, 2]`` absolute differences in seconds: column 0 onsets, column 1 offsets.
 
     Raises:
         ValueError: the two do not hold the same phone sequence.
@@ -208,8 +212,14 @@ def boundary_errors(reference, hypothesis) -> np.ndarray:
     if [i.label for i in ref] != [i.label for i in hyp]:
         raise ValueError(f"different phone sequences: {[i.label for i in ref]} against "
                          f"{[i.label for i in hyp]}")  # fmt: skip
-    return np.array([abs(r.start - h.start) for r, h in zip(ref, hyp)]
-                    + [abs(r.end - h.end) for r, h in zip(ref, hyp)])  # fmt: skip
+    pairs = [(abs(r.start - h.start), abs(r.end - h.end)) for r, h in zip(ref, hyp)]
+    return np.array(pairs, dtype=float).reshape(-1, 2)
+
+
+def boundary_errors(reference: Sequence, hypothesis: Sequence) -> np.ndarray:
+    """All onset differences, then all offset differences (s), of :func:`phone_boundary_errors`."""
+    errors = phone_boundary_errors(reference, hypothesis)
+    return np.concatenate([errors[:, 0], errors[:, 1]])
 
 
 def boundary_accuracy(errors: Sequence[float], tolerances: Sequence[float] = TOLERANCES) -> dict:
@@ -227,24 +237,127 @@ def boundary_accuracy(errors: Sequence[float], tolerances: Sequence[float] = TOL
     }
 
 
-# --- boundaries on a common phone set -------------------------------------------------------
+@dataclass
+class UtteranceBoundaries:
+    """One utterance scored under the TIMIT protocol (:func:`score_alignment`).
 
-# TIMIT closures (TIMIT-61's bcl..kcl, the reduced set's cl and vcl) and pauses.
-_CLOSURES = frozenset(("cl", "vcl", "bcl", "dcl", "gcl", "pcl", "tcl", "kcl"))
-_PAUSES = frozenset(("sil", "sp", "pau", "h#", "epi"))
-_RELEASES = frozenset(("b", "d", "g", "p", "t", "k", "ch", "jh"))
-LABEL_SETS = ("timit", "espeak")
+    Attributes:
+        errors: absolute differences (s) of the reference boundaries paired in order.
+        reference_boundaries, hypothesis_boundaries: boundaries between protocol units.
+        hits: boundaries matched one-to-one within the match tolerance.
+        same_phones: both hold the same phone sequence after the protocol.
+    """
+
+    errors: np.ndarray
+    reference_boundaries: int
+    hypothesis_boundaries: int
+    hits: int
+    same_phones: bool
+
+
+def score_alignment(
+    reference: Sequence,
+    hypothesis: Sequence,
+    reference_labels: str = "timit",
+    hypothesis_labels: str = "timit",
+    tolerance: float = MATCH_TOLERANCE,
+) -> UtteranceBoundaries:
+    """Score one alignment against hand labels under FA-Bench's TIMIT protocol.
+
+    Both sides become protocol units (:func:`phonex.timit.protocol_units`: TIMIT-39, closures
+    merged into their release, silences joined; the hypothesis spans the reference's time, so
+    uncovered time is silence). A boundary is the time between two adjacent units, so a phone
+    between two phones has two and the utterance's own start and end are none. Boundaries are
+    then compared in two ways:
+
+    - **paired in order** (``errors``; forced alignment, where both sides hold the same phones
+      and boundary i is compared with boundary i; MFA's evaluation likewise lines phones up by
+      sequence alignment before comparing their times): the phone sequences are lined up by edit
+      distance and a reference boundary is timed by the hypothesis phone paired with the phone
+      after it (its onset), or else with the phone before it (its offset). With equal sequences
+      this is index pairing; boundaries between two unpaired phones are left out.
+    - **matched one-to-one** (``hits``; segmentation, as in Räsänen et al. 2009): labels are
+      ignored, each boundary may hit one of the other side within ``tolerance``
+      (:func:`phonex.timit.one_to_one_hits`).
+
+    Args:
+        reference, hypothesis: intervals (``label``, ``start``, ``end``) in seconds.
+        reference_labels, hypothesis_labels: ``"timit"`` or ``"espeak"``.
+        tolerance: window of a one-to-one hit, in seconds.
+    """
+    ref = protocol_units(reference, reference_labels)
+    span = (ref[0].start, ref[-1].end) if ref else None
+    hyp = protocol_units(hypothesis, hypothesis_labels, span=span) if hypothesis else []
+    ref_times, hyp_times = timit.unit_boundaries(ref), timit.unit_boundaries(hyp)
+    same = [u.label for u in ref if u.label != SILENCE] == [
+        u.label for u in hyp if u.label != SILENCE
+    ]
+    return UtteranceBoundaries(
+        errors=np.array(timit.paired_errors(ref, hyp, timit.paired_units(ref, hyp)), dtype=float),
+        reference_boundaries=len(ref_times),
+        hypothesis_boundaries=len(hyp_times),
+        hits=timit.one_to_one_hits(ref_times, hyp_times, tolerance),
+        same_phones=same,
+    )
+
+
+def summarize_alignments(
+    scores: Sequence[UtteranceBoundaries], tolerances: Sequence[float] = TOLERANCES
+) -> dict[str, float | int | None]:
+    """Corpus totals of :func:`score_alignment` results: the FA-Bench TIMIT table row.
+
+    Returns:
+        ``within_10ms``/``within_20ms``/``within_50ms`` and ``mean_abs_error_s`` over the paired
+        boundaries, ``precision``/``recall``/``f1``/``r_value`` from the one-to-one hits at
+        the scores' tolerance, and the counts behind them (``paired_boundaries`` over
+        ``reference_boundaries`` is the share that could be paired at all). Values without
+        data are ``None``, so the result is strict JSON.
+    """
+    errors = np.concatenate([s.errors for s in scores]) if scores else np.array([])
+    reference = sum(s.reference_boundaries for s in scores)
+    hypothesis = sum(s.hypothesis_boundaries for s in scores)
+    hits = sum(s.hits for s in scores)
+    empty = {**{f"within_{round(1000 * t)}ms": None for t in tolerances}, "mean_abs_error_s": None}
+    accuracy = boundary_accuracy(errors, tolerances) if errors.size else empty
+    return {
+        **{k: v for k, v in accuracy.items() if k != "boundaries"},
+        **timit.segmentation_scores(hits, reference, hypothesis),
+        "utterances": len(scores),
+        "same_phones": sum(s.same_phones for s in scores),
+        "reference_boundaries": reference,
+        "paired_boundaries": int(errors.size),
+        "hypothesis_boundaries": hypothesis,
+        "hits": hits,
+    }
+
+
+def timit_error_rate(
+    references: Sequence[Sequence[str]],
+    hypotheses: Sequence[Sequence[str]],
+    hypothesis_labels: str = "espeak",
+) -> ErrorRate:
+    """Phone error rate on TIMIT-39 under the same protocol, silences dropped.
+
+    Args:
+        references: TIMIT-61 labels per utterance (a ``.phn`` file's, in order).
+        hypotheses: recognised phones per utterance, ``"espeak"`` IPA or ``"timit"`` labels.
+        hypothesis_labels: label set of the hypotheses.
+    """
+    refs = [" ".join(protocol_phones(r, "timit")) for r in references]
+    hyps = [" ".join(protocol_phones(h, hypothesis_labels)) for h in hypotheses]
+    return error_rate(refs, hyps)
 
 
 @dataclass
 class MatchedBoundaries:
-    """Boundary errors of the phones two alignments agree on, once both are in TIMIT-39.
+    """Onset and offset errors of the phones two alignments agree on, once both are protocol
+    units (:func:`phonex.timit.protocol_units`).
 
     Attributes:
         onset_error, offset_error: absolute differences (s) over matched phones; a boundary inside
             a unit that maps to two phones (espeak-ng ``iə`` -> ``iy ah``) is unknown, left out.
         matched: reference phones paired by the edit alignment with a phone of the same label.
-        reference_phones, hypothesis_phones: phones on each side after mapping.
+        reference_phones, hypothesis_phones: phones (not silences) on each side.
     """
 
     onset_error: np.ndarray
@@ -254,72 +367,31 @@ class MatchedBoundaries:
     hypothesis_phones: int
 
 
-def _timit39_phones(
-    intervals: Sequence, label_set: str
-) -> list[tuple[str, float | None, float | None]]:
-    """``(TIMIT-39 label, start, end)`` per phone; None is a boundary the labels do not give."""
-    if label_set not in LABEL_SETS:
-        raise ValueError(f"label set {label_set!r}: expected one of {LABEL_SETS}")
-    items = [i for i in intervals if i.label.strip() and i.label.strip() != WORD_SEP]
-    out: list[tuple[str, float | None, float | None]] = []
-    closure_start = None
-    for k, item in enumerate(items):
-        label = item.label.strip()
-        following = items[k + 1].label.strip() if k + 1 < len(items) else ""
-        if label_set == "timit":
-            label = label.lower()
-            if label in _PAUSES or label in _CLOSURES:
-                # espeak-ng's stop spans its closure and burst, so a closure joins the stop (or
-                # affricate) after it; an unreleased closure says no stop, and is dropped
-                if label in _CLOSURES and following.lower() in _RELEASES:
-                    closure_start = item.start
-                continue
-            phones = arpabet_to_39([label])  # TIMIT's own labels fold too (q: none)
-        else:
-            # espeak-ng's oː is ao before ɹ: ipa_to_39 reads the next phone, then drop its part
-            phones = ipa_to_39([label, following], convention="timit")
-            phones = phones[: len(phones) - len(ipa_to_39([following], convention="timit"))]
-        start = item.start if closure_start is None else closure_start
-        closure_start = None
-        for n, phone in enumerate(phones):
-            out.append((phone, start if n == 0 else None,
-                        item.end if n == len(phones) - 1 else None))  # fmt: skip
-    return out
-
-
 def matched_boundary_errors(
     reference: Sequence,
     hypothesis: Sequence,
     reference_labels: str = "timit",
     hypothesis_labels: str = "espeak",
 ) -> MatchedBoundaries:
-    """Boundary errors of the phones two alignments share when their phone sequences differ.
+    """Per-phone onset and offset errors of the phones two alignments share.
 
-    Both sides are mapped to TIMIT-39 (:mod:`phonex.phonesets`): pauses dropped, a TIMIT closure
-    merged into the stop after it. The two label sequences are aligned by edit distance, and
-    only phones paired with the same label count: substituted, inserted and deleted phones have
-    no counterpart to time against.
+    The phones are paired as in :func:`score_alignment` (edit alignment of the protocol labels,
+    same label only); each paired phone's own start and end are compared, so a boundary between
+    two paired phones counts twice. Use :func:`score_alignment` for the protocol's table row.
 
     Args:
         reference, hypothesis: intervals (``label``, ``start``, ``end``) in seconds.
-        reference_labels, hypothesis_labels: ``"timit"`` (TIMIT-61, its reduced cl/vcl/sil
-            set, or ARPAbet with stress digits) or ``"espeak"`` (espeak-ng IPA).
+        reference_labels, hypothesis_labels: ``"timit"`` or ``"espeak"``.
 
     Raises:
         phonex.phonesets.UnknownPhoneError: a label outside its set.
     """
-    ref = _timit39_phones(reference, reference_labels)
-    hyp = _timit39_phones(hypothesis, hypothesis_labels)
-    onsets, offsets, matched = [], [], 0
-    for op in Levenshtein.opcodes([p[0] for p in ref], [p[0] for p in hyp]):
-        if op.tag != "equal":
-            continue
-        for (_, r_start, r_end), (_, h_start, h_end) in zip(
-            ref[op.src_start : op.src_end], hyp[op.dest_start : op.dest_end]
-        ):
-            matched += 1
-            if r_start is not None and h_start is not None:
-                onsets.append(abs(r_start - h_start))
-            if r_end is not None and h_end is not None:
-                offsets.append(abs(r_end - h_end))
-    return MatchedBoundaries(np.array(onsets), np.array(offsets), matched, len(ref), len(hyp))
+    ref = protocol_units(reference, reference_labels)
+    hyp = protocol_units(hypothesis, hypothesis_labels)
+    pairs = timit.paired_units(ref, hyp)
+    onsets = [abs(ref[a].start - hyp[b].start) for a, b in pairs.items()
+              if ref[a].start is not None and hyp[b].start is not None]  # fmt: skip
+    offsets = [abs(ref[a].end - hyp[b].end) for a, b in pairs.items()
+               if ref[a].end is not None and hyp[b].end is not None]  # fmt: skip
+    count = [sum(u.label != SILENCE for u in units) for units in (ref, hyp)]
+    return MatchedBoundaries(np.array(onsets), np.array(offsets), len(pairs), *count)

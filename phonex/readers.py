@@ -179,13 +179,24 @@ def read_kaldi(
     return _build(specs, "kaldi", folder)
 
 
-def speechocean_manifest(source: str | Path, out: str | Path, language: str = "en-gb") -> Path:
-    """speechocean762 (a Kaldi folder) as a phonex manifest: phones from the phonemizer, whole
-    speakers held out (15 % test, 10 % dev, seed 0)."""
-    from phonex.corpus import add_phones, split_by_group, write_manifest
+def speechocean_rows(source: str | Path, language: str = "en-gb") -> list[Utterance]:
+    """speechocean762 (a Kaldi folder) with phones from the phonemizer and whole speakers held
+    out (15 % test, 10 % dev, seed 0): the one speaker-disjoint split every user shares."""
+    import dataclasses
 
-    rows = add_phones(read_kaldi(source, phones_file=None), language)
-    return write_manifest(split_by_group(rows, "speaker", test=0.15, dev=0.1, seed=0), out)
+    from phonex.corpus import add_phones, split_by_group
+
+    rows = [dataclasses.replace(r, source="speechocean762")
+            for r in read_kaldi(source, phones_file=None)]  # fmt: skip
+    rows = add_phones(rows, language)
+    return split_by_group(rows, "speaker", test=0.15, dev=0.1, seed=0)
+
+
+def speechocean_manifest(source: str | Path, out: str | Path, language: str = "en-gb") -> Path:
+    """:func:`speechocean_rows` written as a phonex manifest."""
+    from phonex.corpus import write_manifest
+
+    return write_manifest(speechocean_rows(source, language), out)
 
 
 def read_ljspeech(root: str | Path) -> list[Utterance]:
@@ -290,3 +301,87 @@ def read_textgrid_folder(root: str | Path, words_tier: str = "words") -> list[Ut
         if audio.suffix.lower() in AUDIO_SUFFIXES and audio.stem in grids
     ]
     return _build(specs, "textgrid", root)
+
+
+_SPHINX_LINE = re.compile(r"^(?:<s>\s*)?(.*?)\s*(?:</s>)?\s*\(([^()\s]+)\)$")
+_NOT_WORDS = re.compile(r"\[[^\]]*\]|<[^>]*>")  # [laughter], <unk>, <s>: not spoken words
+_TIMED_LINE = re.compile(r"^\s*[-\d.]+\s+[-\d.]+(\s|$)")  # "0.23 6.76 speech": labels, no text
+
+
+def _sphinx_transcripts(root: Path) -> dict[str, str]:
+    """``<s> text </s> (id)`` lines of every sphinx ``*transcription`` file under ``root``."""
+    texts: dict[str, str] = {}
+    for table in sorted(root.rglob("*transcription")):
+        for number, line in _lines(table):
+            match = _SPHINX_LINE.match(line)
+            if match is None:
+                raise CorpusError(f"{table}: line {number}: expected '<s> text </s> (id)'")
+            texts[match[2]] = match[1]
+    return texts
+
+
+def _plain_text(path: Path) -> str | None:
+    """A ``.lab``/``.txt`` transcript without non-words, or None when it holds timed labels."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if any(_TIMED_LINE.match(line) for line in text.splitlines()):
+        return None
+    return " ".join(_NOT_WORDS.sub(" ", text).split()) or None
+
+
+def read_transcribed_folder(root: str | Path, source: str = "transcribed") -> list[Utterance]:
+    """Audio files under ``root`` that have a transcript; the others are skipped.
+
+    A transcript is a ``.lab`` or ``.txt`` of the same stem anywhere under ``root`` (MFA keeps
+    them in a folder beside the audio; ``.lab`` wins), or a line of a sphinx ``*transcription``
+    file (pocketsphinx's test data). Files of timed labels (``start end label``, pocketsphinx's
+    voice-activity ``.lab``) are not transcripts; bracketed non-words (``[laughter]``,
+    ``<unk>``) are dropped from the text. Speaker is the audio's folder name.
+
+    Args:
+        root: corpus folder.
+        source: corpus name for the rows.
+
+    Returns:
+        One row per transcribed audio file.
+    """
+    root = Path(root)
+    texts = _sphinx_transcripts(root)
+    found = sorted(root.rglob("*"), key=lambda p: (p.suffix.lower() != ".lab", str(p)))
+    for path in found:
+        if path.suffix.lower() in (".lab", ".txt") and path.stem not in texts:
+            text = _plain_text(path)
+            if text:
+                texts[path.stem] = text
+    specs = [
+        {"uid": audio.stem, "audio": audio, "text": texts[audio.stem],
+         "speaker": audio.parent.name}
+        for audio in sorted(root.rglob("*"))
+        if audio.suffix.lower() in AUDIO_SUFFIXES and audio.stem in texts
+    ]  # fmt: skip
+    return _build(specs, source, root)
+
+
+def read_speechbrain(root: str | Path) -> list[Utterance]:
+    """speechbrain's test samples: ``annotation/*.json`` entries with ``wav``, ``wrd``, ``spk_id``.
+
+    ``{data_root}`` in a ``wav`` path is the ``ASR`` folder. An id in several files is read once.
+
+    Returns:
+        One row per utterance; text is ``wrd``.
+    """
+    import json
+
+    root = Path(root)
+    specs: dict[str, dict[str, Any]] = {}
+    for table in sorted((root / "annotation").glob("*.json")):
+        try:
+            entries = json.loads(table.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise CorpusError(f"{table}: malformed JSON: {err.msg}") from err
+        for uid, entry in entries.items():
+            if uid in specs or not {"wav", "wrd"} <= set(entry):
+                continue
+            audio = entry["wav"].replace("{data_root}", str(root / "ASR"))
+            specs[uid] = {"uid": uid, "audio": Path(audio), "text": entry["wrd"],
+                          "speaker": entry.get("spk_id", uid)}  # fmt: skip
+    return _build(list(specs.values()), "speechbrain", root)

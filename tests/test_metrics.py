@@ -10,9 +10,13 @@ from phonex.metrics import (
     pair_confusions,
     phone_edit_distance,
     rank_of,
+    score_alignment,
+    summarize_alignments,
     summarize_ranks,
+    timit_error_rate,
     top_k_accuracy,
 )
+from phonex.timit import one_to_one_hits, segmentation_scores
 
 
 def test_error_rate_counts_edits_over_reference_phones_without_word_separators():
@@ -94,3 +98,94 @@ def test_matched_boundaries_leave_out_boundaries_inside_a_split_unit():
     assert result.offset_error == pytest.approx([0.01])
     with pytest.raises(ValueError, match="label set"):
         matched_boundary_errors(reference, hypothesis, hypothesis_labels="ipa")
+
+
+# --- FA-Bench's TIMIT protocol: scores on hand-made cases whose answers are known ------------
+
+# h# s iy n h#: boundaries at 0.10, 0.20, 0.35 and 0.45 s
+THREE = _tier(("h#", 0.0, 0.1), ("s", 0.1, 0.2), ("iy", 0.2, 0.35), ("n", 0.35, 0.45),
+              ("h#", 0.45, 0.6))  # fmt: skip
+
+
+def _shifted(seconds):
+    return _tier(*[(p, s + seconds, e + seconds) for p, s, e in
+                   (("s", 0.1, 0.2), ("iy", 0.2, 0.35), ("n", 0.35, 0.45))])  # fmt: skip
+
+
+def test_a_prediction_15_ms_late_is_within_20_ms_and_hits_every_boundary():
+    result = summarize_alignments([score_alignment(THREE, _shifted(0.015))])
+    assert (result["reference_boundaries"], result["paired_boundaries"]) == (4, 4)
+    assert (result["within_10ms"], result["within_20ms"], result["within_50ms"]) == (0, 1, 1)
+    assert result["mean_abs_error_s"] == pytest.approx(0.015)
+    assert (result["precision"], result["recall"], result["f1"]) == (1, 1, 1)
+    assert result["r_value"] == pytest.approx(1.0)
+    assert result["same_phones"] == 1
+
+
+def test_a_prediction_30_ms_late_misses_20_ms_and_every_one_to_one_hit():
+    result = summarize_alignments([score_alignment(THREE, _shifted(0.030))])
+    assert (result["within_10ms"], result["within_20ms"], result["within_50ms"]) == (0, 0, 1)
+    assert result["mean_abs_error_s"] == pytest.approx(0.030)
+    assert (result["hits"], result["precision"], result["recall"], result["f1"]) == (0, 0, 0, 0)
+    # HR = 0, OS = 4/4 - 1 = 0: r1 = 1, r2 = -1/sqrt(2), R = 1 - (1 + 0.7071) / 2
+    assert result["r_value"] == pytest.approx(1 - (1 + 2**-0.5) / 2)
+
+
+def test_precision_recall_f1_and_r_value_by_hand():
+    reference, hypothesis = [0.1, 0.2, 0.3, 0.4], [0.105, 0.23, 0.31, 0.5, 0.6]
+    hits = one_to_one_hits(reference, hypothesis, 0.02)  # 0.1-0.105 and 0.3-0.31
+    assert hits == 2
+    scores = segmentation_scores(hits, len(reference), len(hypothesis))
+    assert scores["precision"] == pytest.approx(2 / 5) and scores["recall"] == pytest.approx(0.5)
+    assert scores["f1"] == pytest.approx(2 * 0.4 * 0.5 / 0.9)
+    over = 5 / 4 - 1  # over-segmentation
+    r1, r2 = ((1 - 0.5) ** 2 + over**2) ** 0.5, (0.5 - over - 1) / 2**0.5
+    assert scores["r_value"] == pytest.approx(1 - (abs(r1) + abs(r2)) / 2)
+    assert scores["r_value"] == pytest.approx(0.4553, abs=1e-4)
+    # one-to-one: a reference boundary confirms one of two close predictions, not both
+    assert one_to_one_hits([0.1], [0.095, 0.105], 0.02) == 1
+    assert segmentation_scores(0, 0, 3) == {"precision": 0.0, "recall": None, "f1": None,
+                                            "r_value": None}  # fmt: skip
+
+
+def test_closures_merge_into_their_release_and_stand_for_their_stop_without_one():
+    # "bad your": bcl+b is one b from 0.1; dcl before y is an unreleased d
+    reference = _tier(("h#", 0.0, 0.1), ("bcl", 0.1, 0.15), ("b", 0.15, 0.17),
+                      ("ae", 0.17, 0.3), ("dcl", 0.3, 0.36), ("y", 0.36, 0.4),
+                      ("ux", 0.4, 0.5), ("h#", 0.5, 0.6))  # fmt: skip
+    hypothesis = _tier(("b", 0.11, 0.17), ("ae", 0.17, 0.3), ("d", 0.3, 0.36),
+                       ("y", 0.36, 0.4), ("uw", 0.4, 0.5))  # fmt: skip
+    result = score_alignment(reference, hypothesis)
+    assert result.same_phones and result.reference_boundaries == 6
+    # only the b onset differs (0.01: the closure's start, not the burst's at 0.15)
+    assert sorted(result.errors) == pytest.approx([0, 0, 0, 0, 0, 0.01])
+    merged = matched_boundary_errors(reference, hypothesis, hypothesis_labels="timit")
+    assert (merged.matched, merged.reference_phones) == (5, 5)
+
+
+def test_adjacent_silences_join_and_uncovered_time_is_silence():
+    # h# pau epi in a row is one silence: one boundary before "s", not three
+    reference = _tier(("h#", 0.0, 0.1), ("pau", 0.1, 0.2), ("epi", 0.2, 0.25),
+                      ("s", 0.25, 0.4), ("h#", 0.4, 0.5))  # fmt: skip
+    # the hypothesis leaves 0-0.26 and 0.39-0.5 uncovered: silence on both sides
+    result = score_alignment(reference, _tier(("s", 0.26, 0.39)))
+    assert (result.reference_boundaries, result.hypothesis_boundaries) == (2, 2)
+    assert result.errors == pytest.approx([0.01, 0.01])
+    empty = summarize_alignments([score_alignment(reference, [])])
+    assert (empty["within_20ms"], empty["hypothesis_boundaries"], empty["recall"]) == (None, 0, 0)
+
+
+def test_substituted_phones_time_their_boundaries_by_the_paired_neighbours():
+    # iy heard as ih: s and n are paired; s|iy is timed by s's end, iy|n by n's start
+    hypothesis = _tier(("s", 0.1, 0.22), ("ih", 0.22, 0.33), ("n", 0.33, 0.45))
+    result = score_alignment(THREE, hypothesis)
+    assert not result.same_phones
+    assert sorted(result.errors) == pytest.approx([0, 0, 0.02, 0.02])
+
+
+def test_timit_error_rate_folds_merges_and_drops_silences():
+    reference = ["h#", "dh", "ix", "dcl", "d", "ao", "gcl", "g", "q", "h#"]  # dh ih d aa g
+    hypothesis = ["ð", "ə", "|", "d", "ɑː", "ɡ"]  # dh ah d aa g: one substitution
+    rate = timit_error_rate([reference], [hypothesis])
+    assert (rate.substitutions, rate.deletions, rate.insertions) == (1, 0, 0)
+    assert rate.rate == pytest.approx(1 / 5)
