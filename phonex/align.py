@@ -16,7 +16,6 @@ Options of :func:`align`:
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -24,13 +23,15 @@ import numpy as np
 import torch
 
 from phonex.intervals import AlignmentError, Interval
-from phonex.phonemes import WORD_SEP
+from phonex.phonemes import WORD_SEP, brief
 from phonex.viterbi import forced_align
 
 WILDCARD = "*"  # unknown="wildcard": the token, and phone label, of a word the model cannot spell
 PAUSE_SECONDS = 0.1  # blanks="extend": a longer gap between two words is a pause
 SILENCE_DB = -60  # a quieter clip has no speech to align (the path would be arbitrary)
 WINDOW_OVERLAP_SECONDS = 4.0  # window_seconds: context shared by neighbouring windows
+# Punctuation around a word (phonemizer's marks, dashes, quotes) is not spoken: not in its label.
+_PUNCTUATION = ";:,.!?¡¿—–-…\"«»“”‘’'()[]{}"
 
 
 # --- spans ----------------------------------------------------------------------------------
@@ -150,26 +151,25 @@ def to_tiers(words: Sequence[WordSpan]) -> dict[str, list[Interval]]:
 # --- a model, a clip and its text -----------------------------------------------------------
 
 
+def transcript_words(text: str) -> list[str]:
+    """The words of a transcript, as their labels: the text split at spaces, the punctuation
+    around each word dropped (``"tablets,"`` -> ``"tablets"``); punctuation alone is no word."""
+    return [w for w in (t.strip(_PUNCTUATION) for t in text.split()) if w]
+
+
 def transcript_tokens(loaded, text: str, language: str | None = None) -> tuple[list[str], str]:
-    """The words of ``text`` and the token string the model should emit for it.
+    """The words of ``text`` (:func:`transcript_words`) and the tokens the model should emit.
+
+    Returns:
+        the word labels, and one token string with ``|`` between the words' tokens.
 
     Raises:
-        AlignmentError: an empty or unpronounceable text.
+        AlignmentError: an empty text, or naming each word espeak-ng cannot read as written.
     """
-    from phonex.data import char_tokens
-    from phonex.lexicon import LexiconError, pronunciations
-
-    words = text.split()
-    if not words:
-        raise AlignmentError("nothing to align: the text is empty")
-    if loaded.units == "chars":
-        tokens = char_tokens(text, loaded.vocab)
-    else:
-        try:
-            tokens = pronunciations([text], language or loaded.language)[text]
-        except LexiconError as err:
-            raise AlignmentError(f"cannot phonemize {text!r}: {err}") from None
-    return _word_labels(words, tokens), tokens
+    words, groups, problems = _word_tokens(loaded, text, language)
+    if problems:
+        raise AlignmentError(_cannot_align(text, words, problems))
+    return words, f" {WORD_SEP} ".join(groups)
 
 
 def stand_ins(loaded, tokens: str) -> dict[str, str]:
@@ -189,54 +189,55 @@ def stand_ins(loaded, tokens: str) -> dict[str, str]:
 def _word_labels(words: list[str], tokens: str) -> list[str]:
     """One label per ``|``-separated token group: the words, or word1.. when counts differ."""
     groups = [g for g in tokens.split(WORD_SEP) if g.split()]
-    if len(groups) != len(words):  # "10mg" -> "ten milligrams", "co-trimoxazole" -> two groups
+    if len(groups) != len(words):  # reference tokens that split a word ("10mg")
         return [f"word{i + 1}" for i in range(len(groups))]
     return words
 
 
-def _word_pronunciations(loaded, words: list[str], language: str | None) -> list[str]:
-    """Each word's token string; ``""`` for a word that phonemizes to nothing."""
+def _word_tokens(
+    loaded, text: str, language: str | None
+) -> tuple[list[str], list[str], dict[int, str]]:
+    """The words of ``text``, each word's tokens (``""``: none) and why, by word index, a word
+    has none (:func:`phonex.lexicon.pronounce`: not readable as written, or no phones)."""
     from phonex.data import char_tokens
-    from phonex.lexicon import pronunciations
+    from phonex.lexicon import pronounce
 
+    words = transcript_words(text)
+    if not words:
+        raise AlignmentError(f"nothing to align: the text {brief(text)} is empty or punctuation")
     if loaded.units == "chars":
-        return [char_tokens(w, loaded.vocab) for w in words]
-    language, text = language or loaded.language, " ".join(words)
-    with warnings.catch_warnings():  # words that phonemize to nothing become wildcards
-        warnings.filterwarnings("ignore", ".*phonemize to nothing")
-        groups = pronunciations([text], language, on_error="skip").get(text, "").split(WORD_SEP)
-        if len(groups) != len(words):  # a word dropped or split ("10mg"): phonemize each alone
-            each = pronunciations(words, language, on_error="skip")
-            groups = [each.get(w, "").replace(WORD_SEP, " ") for w in words]
-    return groups
+        return words, [char_tokens(w, loaded.vocab) for w in words], {}
+    language, whole = language or loaded.language, " ".join(words)
+    groups = pronounce([whole], language)[0].get(whole, "").split(WORD_SEP)
+    if len(groups) == len(words) and all(g.split() for g in groups):  # read in context
+        return words, [g.strip() for g in groups], {}
+    # a word read as several ("3x": "three ex") or as none: each word alone, its groups joined
+    prons, problems = pronounce(words, language)
+    groups = [" ".join(prons.get(w, "").replace(WORD_SEP, " ").split()) for w in words]
+    return words, groups, {i: problems[w] for i, w in enumerate(words) if w in problems}
+
+
+def _cannot_align(text: str, words: list[str], problems: dict[int, str]) -> str:
+    listed = "; ".join(f"{brief(words[i])}: {why}" for i, why in sorted(problems.items())[:5])
+    return f"cannot align {brief(text)}: {listed}"
 
 
 def _transcript(loaded, text: str, language: str | None, tokens: str | None,
                 unknown: str) -> tuple[list[str], list[str]]:  # fmt: skip
     """The word labels and the tokens to align, ``|`` between words (see :func:`align`)."""
-    if unknown == "wildcard":
-        words = text.split()
-        if not words:
-            raise AlignmentError("nothing to align: the text is empty")
-        if tokens is None:
-            groups = _word_pronunciations(loaded, words, language)
-        else:
-            groups = [g for g in tokens.split(WORD_SEP) if g.split()]
-            words = _word_labels(words, tokens)
-        vocab = loaded.vocab.index
-        groups = [g if g.split() and all(p in vocab for p in g.split()) else WILDCARD
-                  for g in groups]  # fmt: skip
-        return words, f" {WORD_SEP} ".join(groups).split()
     if tokens is None:
-        words, tokens = transcript_tokens(loaded, text, language)
+        words, groups, problems = _word_tokens(loaded, text, language)
     else:
-        words = _word_labels(text.split(), tokens)
-    missing = sorted({t for t in tokens.split() if t not in loaded.vocab.index})
-    if missing:
-        raise AlignmentError(
-            f"{text!r} needs tokens the model does not have: {' '.join(missing)} ({tokens})"
-        )
-    return words, tokens.split()
+        groups = [g.strip() for g in tokens.split(WORD_SEP) if g.split()]
+        words, problems = _word_labels(text.split(), tokens), {}
+    for i, group in enumerate(groups):
+        missing = sorted({t for t in group.split() if t not in loaded.vocab.index})
+        if missing and i not in problems:
+            problems[i] = f"needs tokens the model does not have: {' '.join(missing)} ({group})"
+    if problems and unknown == "error":
+        raise AlignmentError(_cannot_align(text, words, problems))
+    groups = [WILDCARD if i in problems else g for i, g in enumerate(groups)]
+    return words, f" {WORD_SEP} ".join(groups).split()
 
 
 def with_wildcard(log_probs: torch.Tensor, blank: int = 0) -> torch.Tensor:
@@ -262,7 +263,10 @@ def windowed_emissions(loaded, wave: np.ndarray, window_seconds: float) -> torch
     size = round(window_seconds * rate / hop) * hop
     overlap = round(min(WINDOW_OVERLAP_SECONDS, window_seconds / 2) * rate / hop) * hop
     if overlap < 2 * hop:
-        raise ValueError(f"window_seconds={window_seconds:g} is too short")
+        raise AlignmentError(
+            f"window_seconds={window_seconds:g} is too short: windows must "
+            f"overlap by at least two frames"
+        )
     last = max(len(wave) - size, 0) // hop * hop  # the last window ends at the clip's end
     starts = [*range(0, last, size - overlap), last]
     waves = [wave[s : s + size] for s in starts[:-1]] + [wave[last:]]
@@ -287,15 +291,21 @@ def align(loaded, wave: np.ndarray, text: str, language: str | None = None,
     Args:
         loaded: a :class:`phonex.models.LoadedModel`.
         wave: mono waveform at ``loaded.sample_rate``.
-        text: the words spoken; phonemized with espeak-ng for a phone model.
+        text: the words spoken; phonemized with espeak-ng for a phone model, which reads
+            digits and symbols as words (``"2"`` -> ``t uː``, labelled ``2``). The word labels
+            are the text's words without the punctuation around them (:func:`transcript_words`).
+            A word with letters outside the language's script, or symbols espeak-ng would read
+            as other words, is refused by name (:func:`phonex.phonemes.text_problem`).
         language: espeak-ng language (default: the model's).
         max_seconds: without windows, longer clips are refused (memory grows with length).
         backend: see :func:`forced_align`.
         tokens: the token string to align instead of phonemizing ``text`` (e.g. a manifest's
-            reference phones, ``"n oʊ | ..."``).
-        unknown: for a word with tokens the model lacks, or that phonemizes to nothing:
-            ``"error"`` (:class:`AlignmentError`) or ``"wildcard"``: one token, any non-blank
-            frame (:func:`with_wildcard`), its span one phone ``"*"``.
+            reference phones, ``"n oʊ | ..."``); when its word groups are not the text's words
+            one to one, the words are labelled ``word1``, ``word2``, ...
+        unknown: for a word with tokens the model lacks, that espeak-ng would not read as
+            written or that phonemizes to nothing: ``"error"`` (:class:`AlignmentError`) or
+            ``"wildcard"``: one token, any non-blank frame (:func:`with_wildcard`), its span
+            one phone ``"*"``.
         window_seconds: run the model in windows this long (:func:`windowed_emissions`), for
             clips of any length; only the model pass is windowed, the Viterbi search runs once
             over the whole clip (numba and torchaudio keep ``[frames, states]`` int8 back
@@ -309,6 +319,7 @@ def align(loaded, wave: np.ndarray, text: str, language: str | None = None,
     """
     from phonex.audio import rms_db
     from phonex.models import emissions
+    from phonex.recognize import min_samples
 
     if unknown not in ("error", "wildcard") or blanks not in ("keep", "extend"):
         raise ValueError(f"unknown={unknown!r}, blanks={blanks!r}: expected error or wildcard, "
@@ -319,6 +330,11 @@ def align(loaded, wave: np.ndarray, text: str, language: str | None = None,
             "is no speech to align the text to"
         )
     seconds = len(wave) / loaded.sample_rate
+    if log_probs is None and len(wave) < min_samples(loaded):
+        raise AlignmentError(
+            f"the clip is {seconds:.3f} s, shorter than the model's receptive field "
+            f"({min_samples(loaded) / loaded.sample_rate:.3f} s): it gives no frame to align"
+        )
     if window_seconds is None and seconds > max_seconds:
         raise AlignmentError(
             f"the clip is {seconds:.1f} s, longer than max_seconds={max_seconds:g}: cut it into "
@@ -361,20 +377,24 @@ def evaluate_alignment(loaded, rows, progress: bool = True, blanks: str = "exten
 
     from phonex.audio import load_audio
     from phonex.intervals import read_alignment
+    from phonex.metrics import phone_boundary_errors
 
     records = []
     for row in tqdm(rows, desc="aligning", disable=not progress):
         words = align(loaded, load_audio(row.audio, loaded.sample_rate), row.text,
                       tokens=row.phones, blanks=blanks, calibration=calibration)  # fmt: skip
         aligned = [p for w in words for p in w.phones]
-        reference = read_alignment(row.alignment)["phones"]
-        if [r.label for r in reference] != [p[0] for p in aligned]:
+        reference = [r for r in read_alignment(row.alignment)["phones"] if r.label.strip()]
+        try:
+            errors = phone_boundary_errors(
+                reference, [Interval(p, s, e) for p, s, e, _ in aligned]
+            )
+        except ValueError:
             raise AlignmentError(f"{row.alignment}: reference phones differ from {row.phones!r}")
-        for ref, (phone, start, end, score) in zip(reference, aligned):
+        for ref, (phone, start, end, score), (onset, offset) in zip(reference, aligned, errors):
             records.append({
                 "id": row.id, "speaker": row.speaker, "phone": phone,
                 "ref_start": ref.start, "ref_end": ref.end, "start": start, "end": end,
-                "score": score, "onset_error": abs(start - ref.start),
-                "offset_error": abs(end - ref.end),
+                "score": score, "onset_error": onset, "offset_error": offset,
             })  # fmt: skip
     return pd.DataFrame.from_records(records)

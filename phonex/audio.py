@@ -235,7 +235,7 @@ def mel_spectrogram(
     if not x.is_floating_point():
         x = x.float()
     if x.ndim not in (1, 2) or x.shape[-1] <= cfg.n_fft // 2:
-        raise ValueError(
+        raise AudioError(
             f"mel_spectrogram needs [samples] or [batch, samples] longer than n_fft/2 = "
             f"{cfg.n_fft // 2}, got shape {tuple(x.shape)}"
         )

@@ -36,6 +36,10 @@ def contexts(phones: Sequence[str]) -> list[list[str]]:
             for i, p in enumerate(phones)]  # fmt: skip
 
 
+class CalibrationError(ValueError):
+    """A calibration file that cannot be read."""
+
+
 @dataclass
 class BoundaryCalibration:
     """Median onset offsets (seconds) by context; see the module docstring."""
@@ -90,7 +94,7 @@ class BoundaryCalibration:
             values = json.loads(path.read_text())
             return cls(**values)
         except (OSError, ValueError, TypeError) as err:
-            raise ValueError(f"{path}: not a boundary calibration file: {err}") from None
+            raise CalibrationError(f"{path}: not a boundary calibration file: {err}") from None
 
 
 def fit_calibration(phones: pd.DataFrame, frame_seconds: float = 0.02,

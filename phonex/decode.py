@@ -22,7 +22,8 @@ import torch
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
-from phonex.phonemes import Vocabulary
+from phonex.lexicon import LexiconError
+from phonex.phonemes import Vocabulary, brief
 
 # Frame probabilities are floored so that a word the audio rules out still gets a finite,
 # very low score (about -69 nats per frame) instead of underflowing the whole row to zero.
@@ -87,9 +88,26 @@ class CompiledLexicon:
             out[self.words[w]].append(variant)
         return out
 
+    def frames_needed(self) -> torch.Tensor:
+        """``[M]`` the fewest frames each variant fits in: a frame per token, and a blank
+        between two equal tokens (CTC would merge them otherwise)."""
+        labels, lengths = self.labels, self.label_lengths
+        same = labels[:, 1:] == labels[:, :-1]
+        inside = torch.arange(1, labels.shape[1]) < lengths[:, None]
+        return lengths + (same & inside).sum(1)
+
+    def shortest(self) -> tuple[str, int]:
+        """The word that fits in the fewest frames, and that number of frames."""
+        needed = self.frames_needed()
+        best = int(needed.argmin())
+        return self.words[int(self.variant_word[best])], int(needed[best])
+
 
 def compile_lexicon(
-    pronunciations: Mapping[str, Sequence[str]], vocab: Vocabulary, on_error: str = "skip"
+    pronunciations: Mapping[str, Sequence[str]],
+    vocab: Vocabulary,
+    on_error: str = "skip",
+    problems: Mapping[str, str] | None = None,
 ) -> CompiledLexicon:
     """Turn ``{word: [token string, ...]}`` into label tensors for :func:`ctc_log_likelihoods`.
 
@@ -99,9 +117,11 @@ def compile_lexicon(
         vocab: the model's output tokens.
         on_error: a word none of whose variants the vocabulary can spell (or with no variant at
             all): ``"skip"`` (left out, with one warning naming every such word) or ``"raise"``.
+        problems: why a word has no variant (e.g. from :func:`phonex.lexicon.pronounce`), for
+            the message; a word without variants and without a reason is called ``empty``.
 
     Raises:
-        ValueError: nothing left to score, or an unusable word with ``on_error="raise"``.
+        LexiconError: nothing left to score, or an unusable word with ``on_error="raise"``.
     """
     if on_error not in ("skip", "raise"):
         raise ValueError(f"on_error must be 'skip' or 'raise', not {on_error!r}")
@@ -110,18 +130,20 @@ def compile_lexicon(
         usable = [p for p in dict.fromkeys(prons) if p.split() and _spellable(p, vocab)]
         if not usable:
             missing = sorted({t for p in prons for t in p.split() if t not in vocab.index})
-            unusable[word] = f"{' '.join(missing)} not in the model" if missing else "empty"
+            why = (problems or {}).get(word, "empty")
+            unusable[word] = f"{' '.join(missing[:10])} not in the model" if missing else why
             continue
         words.append(word)
         variants += usable
         owner += [len(words) - 1] * len(usable)
     if unusable:
-        listed = "; ".join(f"{w!r}: {why}" for w, why in unusable.items())
+        listed = "; ".join(f"{brief(w)}: {why}" for w, why in list(unusable.items())[:10])
+        listed += f"; and {len(unusable) - 10} more" if len(unusable) > 10 else ""
         if on_error == "raise":
-            raise ValueError(f"{len(unusable)} lexicon word(s) cannot be scored: {listed}")
+            raise LexiconError(f"{len(unusable)} lexicon word(s) cannot be scored: {listed}")
         warnings.warn(f"skipping {len(unusable)} lexicon word(s): {listed}", stacklevel=2)
     if not words:
-        raise ValueError("the lexicon has no word this model can score")
+        raise LexiconError("the lexicon has no word this model can score")
     ids = [vocab.encode(v) for v in variants]
     labels = torch.full((len(ids), max(map(len, ids))), vocab.blank_id, dtype=torch.long)
     for i, seq in enumerate(ids):
@@ -159,7 +181,8 @@ def ctc_log_likelihoods(
         length_groups: pronunciation groups of similar length.
 
     Returns:
-        ``[clips, words]`` scores; ``-inf`` for a pronunciation too long for the clip.
+        ``[clips, words]`` scores; ``-inf`` for a word none of whose pronunciations fits in
+        the clip (:meth:`CompiledLexicon.frames_needed`), never NaN.
     """
     clips, frames, vocab_size = log_probs.shape
     lengths = torch.full((clips,), frames) if lengths is None else lengths.cpu()
@@ -172,6 +195,8 @@ def ctc_log_likelihoods(
         probs = torch.cat([probs, probs.new_zeros(*probs.shape[:2], 1)], dim=-1)
         for variants, ext, skip, last in groups:
             variant_scores[idx[:, None], variants] = _forward(probs, lengths[idx], ext, skip, last)
+    fits = lexicon.frames_needed()[None, :] <= lengths[:, None]
+    variant_scores = variant_scores.nan_to_num(-math.inf).masked_fill(~fits, -math.inf)
     words = torch.full((clips, len(lexicon.words)), -math.inf)
     index = lexicon.variant_word.expand(clips, -1)
     return words.scatter_reduce(1, index, variant_scores, reduce="amax")

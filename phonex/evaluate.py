@@ -21,7 +21,12 @@ def evaluate(
 
     Returns:
         ``{"loss", "error", "error_sub", "error_del", "error_ins", "hypotheses"}``.
+
+    Raises:
+        ValueError: ``batch_size`` under 1 (no batch would ever be formed).
     """
+    if batch_size < 1:
+        raise ValueError(f"batch_size={batch_size}: must be at least 1")
     model = loaded.model
     device = next(model.parameters()).device
     was_training = model.training

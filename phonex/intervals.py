@@ -127,6 +127,7 @@ def write_textgrid(
     Raises:
         AlignmentError: naming the tier and interval that is empty, reversed, unsorted,
             overlapping or outside the recording.
+        OSError: ``path`` is a folder or cannot be written; ``err.filename`` is ``path``.
     """
     path = Path(path)
     if not duration > 0:

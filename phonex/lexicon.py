@@ -109,14 +109,15 @@ def read_lexicon_file(path: str | Path) -> list[str]:
     """Read a user lexicon: one word or multi-word name a line, ``#`` comments, blank lines.
 
     Args:
-        path: a UTF-8 text file. Repeats (case-insensitive) are dropped with a warning; a file
-            without entries raises :class:`LexiconError`.
+        path: a UTF-8 text file (a byte-order mark is dropped). Repeats (case-insensitive) are
+            dropped with a warning; a folder, a file that is not UTF-8 (the message gives the
+            line) or a file without entries raises :class:`LexiconError` naming it.
 
     Returns:
         The entries in file order, stripped; of repeats, the first spelling.
     """
     path, entries, repeats = Path(path), {}, []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in _read_text(path).splitlines():
         entry = line.split("#", 1)[0].strip()
         if entry and entry.casefold() in entries:
             repeats.append(entry)
@@ -125,8 +126,30 @@ def read_lexicon_file(path: str | Path) -> list[str]:
     if not entries:
         raise LexiconError(f"{path}: the lexicon has no entries (only blank lines or comments)")
     if repeats:
-        warnings.warn(f"{path}: repeated entries dropped, first kept: {repeats}", stacklevel=2)
+        listed = ", ".join(phonemes.brief(r) for r in repeats[:10])
+        more = f" and {len(repeats) - 10} more" if len(repeats) > 10 else ""
+        warnings.warn(
+            f"{path}: repeated entries dropped, first kept: {listed}{more}", stacklevel=2
+        )
     return list(entries.values())
+
+
+def _read_text(path: Path) -> str:
+    """A UTF-8 text file without its byte-order mark; :class:`LexiconError` says what is wrong."""
+    if path.is_dir():
+        raise LexiconError(f"{path}: is a folder, not a lexicon file")
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise LexiconError(f"{path}: cannot read the lexicon: {err.strerror or err}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise LexiconError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{data[err.start]:02x}); save the lexicon "
+            "as UTF-8"
+        ) from None
 
 
 @lru_cache(maxsize=1)
@@ -153,39 +176,97 @@ def _phonemize_all(names: list[str], language: str) -> tuple[dict[str, str], lis
         return {**r1, **r2}, f1 + f2
 
 
+def _read_cache(cache: Path, names: list[str]) -> tuple[dict[str, str], list[str]] | None:
+    """The cached pronunciations of exactly ``names``; ``None``: none, damaged or partial."""
+    try:
+        cached = json.loads(cache.read_text(encoding="utf-8"))
+        result, failed = cached["pronunciations"], cached["failed"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    complete = (
+        isinstance(result, dict) and isinstance(failed, list)
+        and all(isinstance(v, str) and v.split() for v in result.values())
+        and sorted([*result, *failed]) == sorted(names)
+    )  # fmt: skip
+    return (result, failed) if complete else None
+
+
+def _phonemize_cached(
+    names: list[str], language: str, cache_dir: str | Path | None
+) -> tuple[dict[str, str], list[str]]:
+    """:func:`_phonemize_all` through a JSON cache; an unwritable cache warns and is skipped."""
+    digest = hashlib.sha256(json.dumps([names, language, _engine_version()]).encode()).hexdigest()
+    cache = Path(cache_dir or config.INTERIM_DIR / "lexicon") / f"{language}-{digest[:20]}.json"
+    cached = _read_cache(cache, names)
+    if cached is not None:
+        return cached
+    result, failed = _phonemize_all(names, language)
+    text = json.dumps({"pronunciations": result, "failed": failed}, ensure_ascii=False)
+    try:
+        atomic_write(cache, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    except OSError as err:
+        warnings.warn(
+            f"cannot write the pronunciation cache {cache} ({err.strerror or err}); going on "
+            "without it",
+            stacklevel=3,
+        )
+    return result, failed
+
+
+def pronounce(
+    names: Iterable[str], language: str = "en-us", cache_dir: str | Path | None = None
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Pronounce names with espeak-ng in one batched call, cached; say why any cannot be.
+
+    Args:
+        names: words or multi-word names.
+        language: an espeak-ng voice such as ``en-us``.
+        cache_dir: default ``INTERIM_DIR / "lexicon"``; the file is keyed by a hash of the
+            names, the language and the phonemizer/espeak-ng versions. A cache that lacks any
+            of the names is recomputed; one that cannot be written is skipped with a warning.
+
+    Returns:
+        ``{name: "p1 p2 | p3"}`` in input order (format of :func:`phonex.phonemes.to_string`),
+        and ``{name: reason}`` for each name refused by :func:`phonex.phonemes.text_problem`
+        (e.g. non-Latin letters) or that phonemizes to nothing.
+    """
+    names = list(dict.fromkeys(names))
+    problems = {n: why for n in names if (why := phonemes.text_problem(n, language))}
+    todo = [n for n in names if n not in problems]
+    result, failed = _phonemize_cached(todo, language, cache_dir) if todo else ({}, [])
+    problems.update({n: f"phonemizes to nothing in espeak-ng {language!r}" for n in failed})
+    return (
+        {n: result[n] for n in names if n in result},
+        {n: problems[n] for n in names if n in problems},
+    )
+
+
 def pronunciations(
     names: Iterable[str],
     language: str = "en-us",
     cache_dir: str | Path | None = None,
     on_error: str = "raise",
 ) -> dict[str, str]:
-    """Pronounce names with espeak-ng in one batched call, cached as JSON.
+    """Pronounce names with espeak-ng in one batched call, cached as JSON (see :func:`pronounce`).
 
     Args:
         names: words or multi-word names.
         language: an espeak-ng voice such as ``en-us``.
-        cache_dir: default ``INTERIM_DIR / "lexicon"``; the file is keyed by a hash of the
-            names, the language and the phonemizer/espeak-ng versions.
-        on_error: for a name that phonemizes to nothing, ``"raise"`` (:class:`LexiconError`
-            naming it) or ``"skip"`` (warn naming it, leave it out).
+        cache_dir: default ``INTERIM_DIR / "lexicon"``.
+        on_error: for a name espeak-ng would not read as written or that phonemizes to
+            nothing, ``"raise"`` (:class:`LexiconError` naming it and why) or ``"skip"`` (warn
+            naming them, leave them out).
 
     Returns:
         ``{name: "p1 p2 | p3"}`` in input order (format of :func:`phonex.phonemes.to_string`).
     """
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
-    names = list(dict.fromkeys(names))
-    digest = hashlib.sha256(json.dumps([names, language, _engine_version()]).encode()).hexdigest()
-    cache = Path(cache_dir or config.INTERIM_DIR / "lexicon") / f"{language}-{digest[:20]}.json"
-    try:
-        cached = json.loads(cache.read_text(encoding="utf-8"))
-        result, failed = cached["pronunciations"], cached["failed"]
-    except (OSError, ValueError, KeyError, TypeError):  # no cache yet, or a damaged one
-        result, failed = _phonemize_all(names, language)
-        text = json.dumps({"pronunciations": result, "failed": failed}, ensure_ascii=False)
-        atomic_write(cache, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-    if failed and on_error == "raise":
-        raise LexiconError(f"{failed[0]!r} phonemizes to nothing in espeak-ng {language!r}")
-    if failed:
-        warnings.warn(f"{failed} phonemize to nothing in {language!r}; skipped", stacklevel=2)
-    return {n: result[n] for n in names if n in result}
+    result, problems = pronounce(names, language, cache_dir)
+    listed = "; ".join(f"{phonemes.brief(n)}: {why}" for n, why in list(problems.items())[:10])
+    if problems and on_error == "raise":
+        raise LexiconError(f"cannot pronounce {listed}")
+    if problems:
+        more = f" and {len(problems) - 10} more" if len(problems) > 10 else ""
+        warnings.warn(f"skipped {len(problems)} name(s): {listed}{more}", stacklevel=2)
+    return result

@@ -27,9 +27,64 @@ Pronunciation = list[list[str]]  # words -> phones
 _ASCII_TO_IPA = {"a:": "aː", "i:": "iː", "u:": "uː", "o:": "oː", "e:": "eː", "3:": "ɜː"}
 _STRESS = "ˈˌ"
 
+# Scripts an espeak-ng language reads besides Latin (by Unicode character name). A letter of any
+# other script it names instead ("中" is "Chinese letter" in English) or reads by another
+# language's rules, so such text is refused rather than silently mispronounced.
+_SCRIPTS = {
+    "ru": ("CYRILLIC",), "uk": ("CYRILLIC",), "bg": ("CYRILLIC",), "be": ("CYRILLIC",),
+    "mk": ("CYRILLIC",), "sr": ("CYRILLIC",), "kk": ("CYRILLIC",), "ky": ("CYRILLIC",),
+    "el": ("GREEK",), "grc": ("GREEK",), "ar": ("ARABIC",), "fa": ("ARABIC",),
+    "ur": ("ARABIC",), "he": ("HEBREW",), "hi": ("DEVANAGARI",), "mr": ("DEVANAGARI",),
+    "ne": ("DEVANAGARI",), "bn": ("BENGALI",), "ta": ("TAMIL",), "th": ("THAI",),
+    "ka": ("GEORGIAN",), "hy": ("ARMENIAN",), "ko": ("HANGUL",), "cmn": ("CJK",),
+    "yue": ("CJK",), "ja": ("CJK", "HIRAGANA", "KATAKANA"),
+}  # fmt: skip
+
 
 class PhonemizeError(ValueError):
     """A text that phonemizes to nothing (or that espeak-ng cannot read)."""
+
+
+def brief(value: object, limit: int = 60) -> str:
+    """``repr(value)`` for a message, cut to ``limit`` characters with the full length said."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(str(value))} characters)"
+
+
+def text_problem(text: str, language: str = "en-us") -> str | None:
+    """Why espeak-ng would not read ``text`` as written, or ``None`` when it would.
+
+    Refused: letters outside the language's script (an English voice says "Chinese letter" for
+    each Chinese character and spells Cyrillic letter by letter), symbols espeak-ng reads as
+    words that are not part of the text ("®" is "registered", an emoji its name) and control
+    or invisible characters. Digits, punctuation and symbols such as ``% & +`` are read as
+    words the way espeak-ng reads them ("2" is "two").
+
+    Args:
+        text: a word, name or sentence.
+        language: the espeak-ng language it is read in.
+
+    Returns:
+        a short reason naming the characters (with their Unicode names), or ``None``.
+    """
+    scripts = ("LATIN", *_SCRIPTS.get(language.split("-")[0].lower(), ()))
+    foreign, symbols = [], []
+    for char in dict.fromkeys(text):
+        category = unicodedata.category(char)
+        name = unicodedata.name(char, f"U+{ord(char):04X}")
+        if category.startswith("L") and not name.startswith(scripts):
+            foreign.append(f"{char!r} ({name})")
+        elif category == "So" or (category.startswith("C") and not char.isspace()):
+            symbols.append(f"{char!r} ({name})")
+    reasons = []
+    if foreign:
+        written = " or ".join(s.title() for s in scripts)
+        reasons.append(f"letters outside the {written} script: {', '.join(foreign[:3])}")
+    if symbols:
+        reasons.append(f"symbols or invisible characters: {', '.join(symbols[:3])}")
+    return "; ".join(reasons) or None
 
 
 def normalize_phone(phone: str, stress: bool = False) -> str:
@@ -86,7 +141,7 @@ def phonemize(
         words = [[p for p in w if p] for w in words]
         words = [w for w in words if w]
         if not words:
-            raise PhonemizeError(f"{text!r} phonemizes to nothing in espeak-ng {language!r}")
+            raise PhonemizeError(f"{brief(text)} phonemizes to nothing in espeak-ng {language!r}")
         result.append(words)
     return result
 
@@ -162,7 +217,7 @@ class Vocabulary:
         """
         missing = sorted({p for p in text.split() if p not in self.index})
         if missing and (unknown == "error" or self.unk is None):
-            raise ValueError(f"phones not in the vocabulary: {' '.join(missing)} (in {text!r})")
+            raise PhonemizeError(f"phones not in the vocabulary: {' '.join(missing)} (in {text!r})")
         ids = [self.index.get(p, self.index.get(self.unk)) for p in text.split()]
         return ids if word_sep else [i for i in ids if i != self.index.get(WORD_SEP)]
 

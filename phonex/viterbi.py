@@ -34,7 +34,15 @@ def _check_lengths(frames: int, targets: Sequence[int]) -> None:
         )
 
 
-@numba.njit(cache=True)
+def _compiled(function):
+    """numba-compiled with an on-disk cache, or without one where no cache folder is writable."""
+    try:
+        return numba.njit(cache=True)(function)
+    except RuntimeError:  # numba found no writable cache location: compile in each process
+        return numba.njit(function)
+
+
+@_compiled
 def _viterbi_numba(log_probs, targets, blank):  # pragma: no cover - compiled
     frames, n_states = log_probs.shape[0], 2 * len(targets) + 1
     neg_inf = -np.inf

@@ -14,6 +14,8 @@ from phonex.align import (
     extend_spans,
     to_tiers,
     token_spans,
+    transcript_tokens,
+    transcript_words,
     windowed_emissions,
     with_wildcard,
     word_spans,
@@ -188,10 +190,26 @@ def test_align_refuses_bad_text_silence_and_overlong_clips(model_dir):
         align(loaded, noise, "Zyrtec", max_seconds=2)
     with pytest.raises(AlignmentError, match="do not fit"):
         align(loaded, noise[:800], "Novolog insulin")
+    with pytest.raises(AlignmentError, match=r"0\.006 s, shorter than the model's receptive"):
+        align(loaded, noise[:100], "Zyrtec")
     for silent in (np.zeros(16000, np.float32), noise * 1e-4):
         with pytest.raises(AlignmentError, match="silent"):
             align(loaded, silent, "Zyrtec")
     assert align(loaded, noise, "Zyrtec")[0].word == "Zyrtec"
+
+
+def test_word_labels_are_the_users_words_whatever_espeak_ng_makes_of_them(model_dir):
+    assert transcript_words('take 2 tablets, 3x daily! — "Zyrtec"') == [
+        "take", "2", "tablets", "3x", "daily", "Zyrtec"
+    ]  # fmt: skip
+    loaded = load_model(str(model_dir))
+    words, tokens = transcript_tokens(loaded, "Zyrtec, 3x (37)")
+    groups = tokens.split(" | ")
+    assert words == ["Zyrtec", "3x", "37"] and len(groups) == 3
+    three_x = pronunciations(["three ex"])["three ex"].replace(" | ", " ")
+    assert groups[1] == three_x  # espeak-ng's two words for "3x" are one word's phones
+    with pytest.raises(AlignmentError, match="nothing to align"):
+        transcript_tokens(loaded, " — ... ")
 
 
 def peaky(vocab, tokens):
@@ -202,9 +220,9 @@ def peaky(vocab, tokens):
     return log_probs
 
 
-@pytest.mark.parametrize("text", ["Zyrtec xylophone Zyrtec", "Zyrtec — Zyrtec"])
+@pytest.mark.parametrize("text", ["Zyrtec xylophone Zyrtec", "Zyrtec 中文 Zyrtec"])
 def test_a_wildcard_word_takes_the_frames_between_its_neighbours(model_dir, monkeypatch, text):
-    # "xylophone" has phones the model lacks; "—" phonemizes to nothing
+    # "xylophone" has phones the model lacks; espeak-ng cannot read "中文" in English
     loaded = load_model(str(model_dir))
     zyrtec = pronunciations(["Zyrtec"])["Zyrtec"].split()
     unknown = ["n", "ɑː", None, "s", "l", "ɪ"]  # any phones, a blank among them

@@ -99,5 +99,7 @@ def test_align_and_the_command_line_apply_a_calibration(tmp_path, capsys):
     assert main([*args, "--calibration", str(tmp_path / "calibration.json")]) == 0
     out = json.loads(capsys.readouterr().out)
     assert [p["start"] for p in out["words"][0]["phones"]] == pytest.approx(starts, abs=1e-4)
-    assert main([*args, "--calibration", str(tmp_path / "missing.json")]) != 0
+    with pytest.raises(SystemExit) as refused:  # argparse checks the file before any work
+        main([*args, "--calibration", str(tmp_path / "missing.json")])
+    assert refused.value.code == 2
     assert "missing.json" in capsys.readouterr().err

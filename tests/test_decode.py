@@ -56,6 +56,9 @@ def test_lexicon_scores_equal_ctc_loss_for_every_word_clip_and_length():
             assert got == pytest.approx(want, rel=1e-4, abs=1e-4) or got == want == -math.inf
     # "d d d" needs 5 frames (d _ d _ d), so the 4-frame clip rules it out
     assert scores[4, 3] == -math.inf and torch.isfinite(scores[3, 3])
+    needed = lexicon.frames_needed()
+    assert needed.tolist() == [2, 4, 3, 2, 5, 12]  # ab, aab, c | d, c d, d d d, too long
+    assert lexicon.shortest() == ("ab", 2)
 
 
 def test_ranking_puts_the_most_likely_word_first():
@@ -88,3 +91,17 @@ def test_fuzzy_rank_finds_the_closest_pronunciation_and_merges_variants():
     assert ranked[0].score == 1.0  # the second variant matches exactly
     (text,) = fuzzy_rank(["Zyrtek"], {"Zyrtec": ["Zyrtec"], "Xanax": ["Xanax"]}, tokens=False)
     assert text[0].word == "Zyrtec" and text[0].score == pytest.approx(5 / 6)
+
+
+def test_words_too_long_for_a_clip_rank_last_in_lexicon_order_never_nan():
+    lexicon = compile_lexicon({"long": ["a b c d a"], "ab": ["a b"], "longer": ["a b c d a b"]},
+                              VOCAB)  # fmt: skip
+    log_probs = torch.log_softmax(torch.randn(1, 3, len(VOCAB)), -1)
+    scores = ctc_log_likelihoods(log_probs, lexicon)
+    assert not scores.isnan().any()
+    (ranked,) = top_candidates(scores, lexicon.words, top=3)
+    assert [c.word for c in ranked] == ["ab", "long", "longer"]
+    assert math.isfinite(ranked[0].score) and ranked[1].score == ranked[2].score == -math.inf
+    with pytest.warns(UserWarning, match=r"'xxx+\.\.\. \(200000 characters\): not Latin"):
+        compile_lexicon({"x" * 200_000: [], "ab": ["a b"]}, VOCAB,
+                        problems={"x" * 200_000: "not Latin"})  # fmt: skip

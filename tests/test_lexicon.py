@@ -211,10 +211,68 @@ def test_damaged_cache_is_recomputed(tmp_path, monkeypatch):
 
 def test_name_that_phonemizes_to_nothing(tmp_path):
     names = ["Xanax", "?!", "Zantac"]
-    with pytest.raises(LexiconError, match=r"'\?!' phonemizes to nothing"):
+    with pytest.raises(LexiconError, match=r"'\?!': phonemizes to nothing"):
         pronunciations(names, cache_dir=tmp_path)
     with pytest.warns(UserWarning, match=r"\?!"):
         kept = pronunciations(names, cache_dir=tmp_path, on_error="skip")
     assert list(kept) == ["Xanax", "Zantac"]
     with pytest.raises(ValueError, match="on_error"):
         pronunciations(names, cache_dir=tmp_path, on_error="ignore")
+
+
+def test_lexicon_file_with_a_byte_order_mark_reads_clean(tmp_path):
+    path = tmp_path / "bom.txt"
+    path.write_bytes("Xanax\nZantac\n".encode("utf-8-sig"))
+    assert read_lexicon_file(path) == ["Xanax", "Zantac"]
+
+
+def test_lexicon_file_that_is_not_utf8_or_a_folder_is_named(tmp_path):
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("Xanax\nZantac\nCafé\n".encode("latin-1"))
+    with pytest.raises(LexiconError, match=r"latin1\.txt:3: not UTF-8 text \(byte 0xe9\)"):
+        read_lexicon_file(latin1)
+    with pytest.raises(LexiconError, match=f"{re.escape(str(tmp_path))}: is a folder"):
+        read_lexicon_file(tmp_path)
+    with pytest.raises(LexiconError, match=r"missing\.txt: cannot read"):
+        read_lexicon_file(tmp_path / "missing.txt")
+
+
+def test_long_repeated_entries_are_cut_short_in_the_warning(tmp_path):
+    long = "x" * 200_000
+    path = write(tmp_path / "long.txt", f"Xanax\n{long}\n{long}\n")
+    with pytest.warns(UserWarning) as caught:
+        assert read_lexicon_file(path) == ["Xanax", long]
+    (message,) = [str(w.message) for w in caught]
+    assert "(200000 characters)" in message and len(message) < 300
+
+
+def test_names_espeak_ng_would_misread_are_refused_by_name(tmp_path):
+    names = ["Xanax", "阿司匹林", "Zyrtec®", "Ибупрофен"]
+    prons, problems = lexicon.pronounce(names, cache_dir=tmp_path)
+    assert list(prons) == ["Xanax"]
+    assert "CJK UNIFIED IDEOGRAPH" in problems["阿司匹林"] and "Latin" in problems["阿司匹林"]
+    assert "REGISTERED SIGN" in problems["Zyrtec®"]
+    assert "CYRILLIC" in problems["Ибупрофен"]
+    assert "CYRILLIC" not in str(lexicon.pronounce(["Ибупрофен"], "ru", tmp_path)[1])
+    with pytest.raises(LexiconError, match="'阿司匹林': letters outside the Latin script"):
+        pronunciations(names, cache_dir=tmp_path)
+
+
+def test_a_cache_missing_names_is_recomputed(tmp_path, monkeypatch):
+    names = ["Xanax", "Zantac", "Zyrtec"]
+    first = pronunciations(names, cache_dir=tmp_path)
+    (cache,) = tmp_path.glob("*.json")
+    cached = json.loads(cache.read_text(encoding="utf-8"))
+    del cached["pronunciations"]["Zantac"]
+    cache.write_text(json.dumps(cached), encoding="utf-8")
+    calls = counting_phonemize(monkeypatch)
+    assert pronunciations(names, cache_dir=tmp_path) == first
+    assert calls == [names]
+    assert "Zantac" in json.loads(cache.read_text(encoding="utf-8"))["pronunciations"]
+
+
+def test_an_unwritable_cache_warns_and_goes_on(tmp_path):
+    blocker = write(tmp_path / "not-a-folder", "")
+    with pytest.warns(UserWarning, match=r"cannot write the pronunciation cache .*not-a-folder"):
+        prons = pronunciations(["Xanax"], cache_dir=blocker / "lexicon")
+    assert prons["Xanax"].split()

@@ -8,8 +8,10 @@ from transformers import (
     HubertForCTC,
     Speech2TextConfig,
     Speech2TextForConditionalGeneration,
+    WhisperForConditionalGeneration,
 )
 
+from phonex.model_folder import ModelFolderError
 from phonex.models import REGISTRY, ModelError, count_parameters, freeze, load_model
 from phonex.phonemes import Vocabulary
 
@@ -116,3 +118,28 @@ def test_freezing_counts_transformer_layers_not_tensors():
     assert all(not p.requires_grad for p in model.wav2vec2.feature_extractor.parameters())
     with pytest.raises(ModelError, match="has 2 layers"):
         freeze(model, 3)
+
+
+def test_a_vocabulary_that_does_not_fit_the_head_is_refused_unless_a_new_head_replaces_it(
+    tmp_path,
+):
+    load_model("tiny-test", VOCAB).save(tmp_path / "m")
+    vocab_file = tmp_path / "m" / "vocab.json"
+    index = json.loads(vocab_file.read_text())
+    vocab_file.write_text(json.dumps({**index, "extra": len(index)}))
+    with pytest.raises(ModelFolderError) as refused:
+        load_model(str(tmp_path / "m"))
+    assert refused.value.path == vocab_file
+    assert f"{len(VOCAB) + 1} tokens, but the CTC head" in str(refused.value)
+    assert f"has {len(VOCAB)} outputs" in str(refused.value)
+    other = Vocabulary.build(["a b c"])  # the folder's head and vocabulary are both replaced
+    assert load_model(str(tmp_path / "m"), other).model.lm_head.out_features == len(other)
+
+
+def test_a_truncated_whisper_checkpoint_is_named(tmp_path, tiny_whisper_config):
+    WhisperForConditionalGeneration(tiny_whisper_config).save_pretrained(tmp_path / "w")
+    weights = tmp_path / "w" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])
+    with pytest.raises(ModelFolderError, match="model.safetensors: truncated: ") as refused:
+        load_model(str(tmp_path / "w"), VOCAB)
+    assert refused.value.path == weights

@@ -6,11 +6,13 @@ from phonex.phonemes import (
     WORD_SEP,
     PhonemizeError,
     Vocabulary,
+    brief,
     flatten,
     from_string,
     inventory,
     normalize_phone,
     phonemize,
+    text_problem,
     to_string,
 )
 
@@ -81,3 +83,28 @@ def test_vocabulary_reads_a_character_checkpoint_vocab():
     assert vocab.encode("T E | Q", unknown="unk") == [6, 5, 4, 3]
     with pytest.raises(ValueError, match="0..n-1"):
         Vocabulary.from_index({"<pad>": 0, "a": 2})
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "named"),
+    [("中文", "en-us", "CJK UNIFIED IDEOGRAPH-4E2D"), ("Ибупрофен", "en-us", "CYRILLIC"),
+     ("Zyrtec®", "en-us", "REGISTERED SIGN"), ("pill 💊", "en-us", "PILL"),
+     ("Ｚyrtec", "en-us", "FULLWIDTH"), ("a\u200bb", "en", "ZERO WIDTH SPACE")],
+)  # fmt: skip
+def test_text_espeak_ng_would_misread_is_named(text, language, named):
+    assert named in text_problem(text, language)
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [("take 2 tablets, 3x daily!", "en-us"), ("café naïve", "fr-fr"),
+     ("5% & co-trimoxazole", "en-gb"), ("Ибупрофен", "ru")],
+)  # fmt: skip
+def test_text_espeak_ng_reads_as_written_passes(text, language):
+    assert text_problem(text, language) is None
+
+
+def test_brief_cuts_long_values_and_says_how_long():
+    assert brief("Xanax") == "'Xanax'"
+    cut = brief("x" * 200_000, limit=40)
+    assert len(cut) < 70 and cut.endswith("(200000 characters)")

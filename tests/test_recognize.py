@@ -11,8 +11,10 @@ from phonex.lexicon import pronunciations
 from phonex.models import emissions, load_model
 from phonex.phonemes import Vocabulary
 from phonex.recognize import (
+    ClipError,
     Recognizer,
     evaluate_recognition,
+    min_samples,
     noisy,
     phone_agreement,
     transcribe,
@@ -64,13 +66,50 @@ def test_agreement_is_how_much_of_the_best_word_was_heard():
 
 
 def test_unpronounceable_lexicon_word_is_named_and_skipped_or_refused(model_dir):
-    with pytest.warns(UserWarning, match=r"'\?!': empty"):
+    with pytest.warns(UserWarning, match=r"'\?!': phonemizes to nothing"):
         recognizer = Recognizer(model_dir, ["Zyrtec", "?!"])
     assert recognizer.words == ["Zyrtec"]
     with pytest.raises(ValueError, match=r"'\?!'"):
         Recognizer(model_dir, ["Zyrtec", "?!"], on_error="raise")
+    long = "Zyrtec " * 20
+    with pytest.warns(UserWarning, match=r"\(140 characters\): longer than 100 characters"):
+        assert Recognizer(model_dir, ["Zyrtec", long]).words == ["Zyrtec"]
     with pytest.raises(ValueError, match="empty"):
         Recognizer(model_dir, [])
+
+
+def test_words_too_long_for_a_clip_score_null_and_rank_last(model_dir):
+    recognizer = Recognizer(model_dir, WORDS)
+    _, frames = recognizer.lexicon.shortest()
+    log_probs = spelled(recognizer, "Xanax")[: frames + 2]  # room for the short names only
+    (result,) = recognizer.rank([log_probs], ["clip"], top=len(WORDS))
+    record = json.loads(json.dumps(result.to_json(), allow_nan=False))
+    scores = [c["score"] for c in record["candidates"]]
+    cut = scores.index(None)
+    assert all(isinstance(s, float) for s in scores[:cut]) and scores[cut:] == [None] * (
+        len(scores) - cut
+    )
+    unfit = [c["word"] for c in record["candidates"][cut:]]
+    assert "insulin glargine" in unfit and unfit == [w for w in WORDS if w in unfit]
+    with pytest.raises(ClipError, match=r"short\.wav: too short: 2 model frames"):
+        recognizer.rank([log_probs, log_probs[:2]], ["ok.wav", "short.wav"])
+
+
+def test_clips_too_short_are_refused_by_name_and_never_see_padding(model_dir):
+    recognizer = Recognizer(model_dir, WORDS)
+    rng = np.random.default_rng(0)
+    waves = [rng.standard_normal(n).astype(np.float32) for n in (16000, 100, 800)]
+    names, kept, refused = recognizer.scorable(["long.wav", "tiny.wav", "short.wav"], waves)
+    assert names == ["long.wav"] and kept[0] is waves[0] and len(refused) == 2
+    assert refused[0].startswith("tiny.wav: too short: 0.006 s")
+    assert refused[1].startswith("short.wav: too short: 0.050 s")
+    with pytest.raises(ClipError, match=r"tiny\.wav: too short.*short\.wav: too short"):
+        recognizer.recognize(waves, ["long.wav", "tiny.wav", "short.wav"])
+    with pytest.raises(ClipError, match=r"tiny\.wav: too short: 0\.006 s.*receptive field"):
+        recognizer.emissions(waves[:2], ["long.wav", "tiny.wav"])
+    with pytest.raises(ClipError, match=r"^1: too short: 0\.006 s.*field \(0\.025 s, one frame\)"):
+        transcribe(recognizer.loaded, waves[:2])
+    assert min_samples(recognizer.loaded) == 400  # wav2vec2's receptive field: 25 ms
 
 
 def test_emissions_match_one_clip_at_a_time_whatever_the_batch(model_dir):
