@@ -5,6 +5,9 @@ loses, and how fast each engine speaks.
 - :func:`vocode_rows`: a corpus through Tacotron2's log-mel and back with Griffin-Lim, written
   as a new set of clips (the manifest rows point at them);
 - :func:`summarize`: top-1/top-5 and phone error rate per group of recognised clips;
+- :func:`usable_engines` and :func:`engine_voice_grid`: the engines and voices that run here;
+- :func:`unheard_configurations`, :func:`engine_training_config` and
+  :func:`unheard_engine_table`: the unheard-engine experiment on whichever engines run here;
 - :func:`real_time_factor`: synthesis seconds per second of speech.
 """
 
@@ -18,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from phonex.config import AudioConfig
+from phonex.config import AudioConfig, Config
 from phonex.corpus import Utterance, file_checksum
 
 
@@ -69,9 +72,15 @@ def summarize(results: pd.DataFrame, rows: Sequence[Utterance], by: Sequence[str
         results: from :func:`phonex.recognize.evaluate_recognition`.
         rows: the recognised clips (their ``phones`` are the PER references).
         by: grouping columns, e.g. ``["engine", "speaker", "condition"]``.
+
+    Returns:
+        one row per group: the ``by`` columns, ``top1``..``top5``, ``mrr``, ``clips``, ``per``;
+        no rows (the same columns) when nothing was recognised.
     """
     from phonex.metrics import error_rate, summarize_ranks
 
+    if results.empty:  # evaluate_recognition of no clips has no columns to group by
+        return pd.DataFrame(columns=[*by, *summarize_ranks([1]), "per"])
     reference = {r.id: r.phones for r in rows}
     out = []
     for key, group in results.groupby(list(by), sort=False):
@@ -130,6 +139,168 @@ def train_on_engines(rows: Sequence[Utterance], train_engines: Sequence[str], ru
     manifest = write_manifest(split_for_engines(rows, train_engines, seed=cfg.train.seed),
                               run_dir / "manifest.jsonl")  # fmt: skip
     return train(cfg, [manifest], run_dir, progress=progress).best_dir
+
+
+def usable_engines(
+    wanted: Sequence[str], report: pd.DataFrame | None = None
+) -> tuple[list[str], dict[str, str]]:
+    """The engines of ``wanted`` that run here, and why each of the others does not.
+
+    Args:
+        wanted: engine names, e.g. ``["espeak", "piper", "flite", "festival"]``.
+        report: :func:`engine_report` (made here when None).
+
+    Returns:
+        (usable engines in the order of ``wanted``, {absent engine: why}).
+    """
+    report = engine_report() if report is None else report
+    status = {r.engine: (bool(r.available), r.why) for r in report.itertuples()}
+    used, absent = [], {}
+    for name in wanted:
+        ok, why = status.get(name, (False, f"unknown engine; known: {sorted(status)}"))
+        if ok:
+            used.append(name)
+        else:
+            absent[name] = why
+    return used, absent
+
+
+def engine_voice_grid(
+    engines: Sequence[str], path: str | Path, size: str = "engines"
+) -> tuple[Path, dict[str, str]]:
+    """The packaged ``size`` voice grid cut to ``engines`` and to the voices installed here.
+
+    Debian ships festival's voices as separate packages, so festival can run without some of
+    the grid's voices; those are left out instead of failing the corpus build.
+
+    Args:
+        engines: the engines that run here (:func:`usable_engines`).
+        path: where the grid is written, for ``DataConfig(voice_grid=str(path))``.
+        size: the grid of ``phonex/data/voices.yaml`` to cut.
+
+    Returns:
+        (``path``, {left-out speaker: why}).
+    """
+    import yaml
+
+    from phonex.config import PACKAGE_DATA_DIR
+    from phonex.tts import load_voice_grid, missing_voices
+
+    spec = yaml.safe_load((PACKAGE_DATA_DIR / "voices.yaml").read_text())[size]
+    wanted = [v for v in load_voice_grid(size).voices if v.engine in engines]
+    missing = missing_voices(wanted)
+    grid = {}
+    for engine in [e for e in engines if e in spec]:
+        entry = dict(spec[engine])
+        gone = {s.split(":", 1)[1] for s in missing if s.startswith(f"{engine}:")}
+        names = {a: [f"{a}+{v}" if v else a for v in entry.get("variants", [""])]
+                 for a in entry["voices"]}  # fmt: skip
+        entry["voices"] = [a for a, own in names.items() if not set(own) <= gone]
+        entry["test"] = [n for n in entry.get("test", []) if n not in gone]
+        if entry["voices"]:
+            grid[engine] = entry
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump({size: grid}, sort_keys=False))
+    return path, missing
+
+
+def unheard_configurations(
+    engines: Sequence[str], from_scratch: bool = False
+) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """Training sets of the unheard-engine experiment that leave an engine to test on.
+
+    Fine-tuning (the default model has heard espeak-ng): espeak-ng alone (the model as it is),
+    espeak-ng plus each other engine, and every engine but one when there are more than two
+    others. From scratch: each engine alone, and all but each one when there are more than two.
+    A set that covers every engine here has nothing left to test on and is skipped.
+
+    Args:
+        engines: the engines that run here (:func:`usable_engines`).
+        from_scratch: the configurations of a model trained from nothing.
+
+    Returns:
+        ({label: training engines}, {skipped label: why}).
+    """
+    engines = list(engines)
+    if from_scratch:
+        sets = {f"{e} only": [e] for e in engines}
+        if len(engines) > 2:
+            sets |= {f"all but {e}": [x for x in engines if x != e] for e in engines}
+    else:
+        others = [e for e in engines if e != "espeak"]
+        sets = {"espeak-ng only": ["espeak"]}
+        sets |= {f"espeak-ng + {e}": ["espeak", e] for e in others}
+        if len(others) > 2:
+            sets |= {f"all but {e}": [x for x in engines if x != e] for e in others}
+    configurations, skipped = {}, {}
+    for label, train_engines in sets.items():
+        if set(engines) <= set(train_engines):
+            skipped[label] = f"no unheard engine left to test on (installed: {', '.join(engines)})"
+        else:
+            configurations[label] = train_engines
+    return configurations, skipped
+
+
+def engine_training_config(
+    recipe: Config, steps: int, seed: int = 0, start_from: str | Path | None = None
+) -> Config:
+    """The recipe's :class:`~phonex.config.Config` for one unheard-engine training run.
+
+    Args:
+        recipe: e.g. ``Config.load("configs/drugs-tiny.yaml")``.
+        steps: training steps; a third of them between evaluations and between checkpoints.
+        seed: the training seed.
+        start_from: a model directory to fine-tune (learning rate 1e-3, a tenth of the steps
+            warming up); None trains the recipe's model from scratch with its own schedule.
+    """
+    overrides = [f"train.max_steps={steps}", f"train.eval_every={max(1, steps // 3)}",
+                 f"train.checkpoint_every={max(1, steps // 3)}", f"train.seed={seed}"]  # fmt: skip
+    if start_from is not None:
+        overrides += [f"model.name={start_from}", "train.lr=0.001",
+                      f"train.warmup_steps={steps // 10}"]  # fmt: skip
+    return recipe.override(overrides)
+
+
+def unheard_engine_table(
+    rows: Sequence[Utterance],
+    configurations: dict[str, list[str]],
+    words: Sequence[str],
+    runs_dir: str | Path,
+    cfg: Config,
+    heard: Sequence[str] = (),
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Recognition of the engines each configuration did not train on.
+
+    Args:
+        rows: every clip of every engine (the notebook 07 corpus).
+        configurations: {label: training engines}, from :func:`unheard_configurations`.
+        words: the lexicon the models rank.
+        runs_dir: one run folder per configuration (finished runs are reused).
+        cfg: :func:`engine_training_config`.
+        heard: engines ``cfg.model.name`` has already heard: a configuration of only these
+            uses that model as it is, untrained.
+
+    Returns:
+        :func:`summarize` by ``engine`` of every configuration, with ``trained_on`` (its label);
+        no rows when ``configurations`` is empty.
+    """
+    from phonex.recognize import Recognizer, evaluate_recognition
+
+    tables = []
+    for label, train_engines in configurations.items():
+        if heard and set(train_engines) <= set(heard):
+            best = Path(cfg.model.name)
+        else:
+            run_dir = Path(runs_dir) / label.replace(" ", "_")
+            best = train_on_engines(rows, train_engines, run_dir, cfg, progress)
+        test = [r for r in rows if r.engine not in train_engines]
+        found = evaluate_recognition(Recognizer(best, words), test, progress=False)
+        tables.append(summarize(found, test, ["engine"]).assign(trained_on=label))
+    if not tables:
+        return pd.DataFrame(columns=[*summarize(pd.DataFrame(), [], ["engine"]), "trained_on"])
+    return pd.concat(tables, ignore_index=True)
 
 
 def real_time_factor(voice, texts: Sequence[str], repeats: int = 1) -> dict[str, float]:

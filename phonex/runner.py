@@ -62,6 +62,20 @@ def run_notebooks(
     return done
 
 
+def printed_text(executed: str | Path) -> str:
+    """Everything an executed notebook's cells printed (stdout), in order: the lines a reader
+    sees, for checks on what a run computed and said it skipped."""
+    import json
+
+    cells = json.loads(Path(executed).read_text())["cells"]
+    return "".join(
+        "".join(out.get("text", ""))
+        for cell in cells
+        for out in cell.get("outputs", [])
+        if out.get("output_type") == "stream" and out.get("name") == "stdout"
+    )
+
+
 def doctor() -> list[str]:
     """One line per dependency that matters here: versions, espeak-ng, torchaudio, devices."""
     from phonex.espeak import find_espeak

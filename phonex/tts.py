@@ -83,6 +83,11 @@ class Engine:
     def available(self) -> tuple[bool, str]:
         return True, ""
 
+    def has_voice(self, name: str) -> bool:
+        """Whether this installation has voice ``name`` (engines whose voices ship with them:
+        always)."""
+        return True
+
     def require(self) -> None:
         ok, why = self.available()
         if not ok:
@@ -216,6 +221,19 @@ class GTTSEngine(Engine):
         return Synthesis(wave.mean(axis=1), sr)
 
 
+def _listed(engine: Engine, name: str) -> bool:
+    """Whether an installed command-line engine lists voice ``name`` (a listing that fails
+    counts as none: synthesis would fail the same way)."""
+    import subprocess
+
+    if not engine.available()[0]:
+        return False
+    try:
+        return name in engine.voices()
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
 def _run_to_wav(command: list[str], text_stdin: str | None, engine: str, text: str) -> Synthesis:
     """Run an engine's command that writes ``{out}``; read the WAV back (checked: not silent)."""
     import subprocess
@@ -263,6 +281,9 @@ class FliteEngine(Engine):
         ).stdout
         return tuple(listing.split(":", 1)[-1].split())
 
+    def has_voice(self, name: str) -> bool:
+        return _listed(self, name)
+
     def synthesize(self, text: str, voice: Voice) -> Synthesis:
         _check_text(text, voice)
         self.require()
@@ -279,7 +300,7 @@ class FestivalEngine(Engine):
     name = "festival"
 
     def available(self) -> tuple[bool, str]:
-        if shutil.which("text2wave") is None:
+        if shutil.which("text2wave") is None or shutil.which("festival") is None:
             return False, ("festival is not installed (Debian/Ubuntu: sudo apt-get install festival "
                            "festvox-kallpc16k)")  # fmt: skip
         return True, ""
@@ -292,6 +313,9 @@ class FestivalEngine(Engine):
         listing = subprocess.run(["festival", "-b", "(print (voice.list))"], capture_output=True,
                                  text=True, timeout=60, check=True).stdout  # fmt: skip
         return tuple(listing.strip().strip("()").split())
+
+    def has_voice(self, name: str) -> bool:
+        return _listed(self, name)
 
     def synthesize(self, text: str, voice: Voice) -> Synthesis:
         _check_text(text, voice)
@@ -323,6 +347,18 @@ def get_engine(name: str) -> Engine:
 def synthesize(text: str, voice: Voice) -> Synthesis:
     """Speak ``text`` with ``voice`` through its engine."""
     return get_engine(voice.engine).synthesize(text, voice)
+
+
+def missing_voices(voices: list[Voice]) -> dict[str, str]:
+    """The voices an installed engine lacks here (flite and festival list theirs; Debian ships
+    festival's in separate ``festvox-*`` packages): {speaker: why}. Voices of engines that are
+    not installed at all are not listed: :meth:`Engine.available` says why for those."""
+    missing = {}
+    for voice in voices:
+        engine = get_engine(voice.engine)
+        if engine.available()[0] and not engine.has_voice(voice.name):
+            missing[voice.speaker] = f"{voice.engine} is installed without voice {voice.name!r}"
+    return missing
 
 
 @dataclass

@@ -10,7 +10,7 @@ from phonex import prosody, roundtrip
 from phonex.audio import load_audio, mel_spectrogram
 from phonex.config import AudioConfig
 from phonex.corpus import read_manifest
-from phonex.tts import ENGINES, Voice
+from phonex.tts import ENGINES, Voice, load_voice_grid
 
 SR = 16000
 
@@ -108,3 +108,79 @@ def test_train_on_engines_gives_a_model_the_recognizer_loads(tiny_corpus, train_
     train_names = {r.text for r in read_manifest(tmp_path / "run" / "manifest.jsonl")
                    if r.split == "train"}  # fmt: skip
     assert train_names <= set(recognizer.words)
+
+
+def test_summarize_of_nothing_recognised_has_the_columns_and_no_rows():
+    summary = roundtrip.summarize(pd.DataFrame(), [], ["engine", "condition"])
+    assert summary.empty
+    assert {"engine", "condition", "top1", "top5", "mrr", "clips", "per"} <= set(summary.columns)
+
+
+def test_usable_engines_names_each_absent_engine_with_why():
+    report = pd.DataFrame({"engine": ["espeak", "piper", "flite"], "available": [True, False, True],
+                           "why": ["", "install the extra", ""]})  # fmt: skip
+    used, absent = roundtrip.usable_engines(["flite", "piper", "espeak", "festivalx"], report)
+    assert used == ["flite", "espeak"]
+    assert absent["piper"] == "install the extra" and "unknown engine" in absent["festivalx"]
+
+
+TWO_ENGINES = ["espeak-ng + piper", "espeak-ng + flite"]
+
+
+@pytest.mark.parametrize(
+    ("engines", "from_scratch", "kept", "skipped"),
+    [
+        (["espeak"], False, [], ["espeak-ng only"]),
+        (["espeak", "piper"], False, ["espeak-ng only"], ["espeak-ng + piper"]),
+        (["espeak", "piper", "flite"], False, ["espeak-ng only", *TWO_ENGINES], []),
+        (["espeak", "piper"], True, ["espeak only", "piper only"], []),
+        (["espeak"], True, [], ["espeak only"]),
+    ],
+)
+def test_unheard_configurations_keep_only_sets_with_an_engine_left_to_test(
+    engines, from_scratch, kept, skipped
+):
+    configs, why = roundtrip.unheard_configurations(engines, from_scratch)
+    assert list(configs) == kept and list(why) == skipped
+    assert all(set(engines) - set(trained) for trained in configs.values())
+    assert all("no unheard engine" in reason for reason in why.values())
+
+
+def test_every_engine_but_one_needs_three_others():
+    configs, _ = roundtrip.unheard_configurations(["espeak", "piper", "flite", "festival"])
+    assert configs["all but piper"] == ["espeak", "flite", "festival"]
+    assert len(configs) == 1 + 3 + 3
+
+
+def test_unheard_engine_table_tests_each_set_on_the_engines_it_did_not_hear(
+    tiny_corpus, train_config, tmp_path
+):
+    _, rows = tiny_corpus
+    rows = [r for r in rows if r.augmentation == "none"]
+    rows = [replace(r, engine="flite") if "nyc" in r.speaker else r for r in rows]
+    words = sorted({r.text for r in rows})
+    cfg = train_config()
+    start = roundtrip.train_on_engines(rows, ["espeak"], tmp_path / "start", cfg, progress=False)
+    cfg = roundtrip.engine_training_config(cfg, steps=2, start_from=start)
+    assert cfg.model.name == str(start) and cfg.train.max_steps == 2
+    configs, _ = roundtrip.unheard_configurations(["espeak", "flite"])
+    table = roundtrip.unheard_engine_table(rows, configs, words, tmp_path / "runs", cfg,
+                                           heard=["espeak"], progress=False)  # fmt: skip
+    assert list(table.trained_on) == ["espeak-ng only"] and list(table.engine) == ["flite"]
+    assert table.clips.iloc[0] == sum(r.engine == "flite" for r in rows)
+    assert not (tmp_path / "runs").exists()  # the starting model is used as it is
+    nothing = roundtrip.unheard_engine_table(rows, {}, words, tmp_path / "runs", cfg)
+    assert nothing.empty and "trained_on" in nothing.columns
+
+
+def test_engine_voice_grid_leaves_out_voices_an_installed_engine_lacks(tmp_path, monkeypatch):
+    flite = ENGINES["flite"]
+    monkeypatch.setattr(type(flite), "available", lambda self: (True, ""))
+    monkeypatch.setattr(type(flite), "voices", staticmethod(lambda: ("slt", "rms")))
+    path, missing = roundtrip.engine_voice_grid(["espeak", "flite"], tmp_path / "grid.yaml")
+    assert set(missing) == {"flite:awb", "flite:kal16"}
+    assert all("without voice" in why for why in missing.values())
+    grid = load_voice_grid("engines", path)
+    assert {v.name for v in grid.voices if v.engine == "flite"} == {"slt", "rms"}
+    assert {v.engine for v in grid.voices} == {"espeak", "flite"}
+    assert set(grid.test_speakers) == {v.speaker for v in grid.voices}  # all test voices still

@@ -162,3 +162,36 @@ def test_missing_command_line_engines_are_reported_not_raised(monkeypatch):
         assert not ok and f"apt-get install {name}" in why
         with pytest.raises(tts.EngineUnavailableError, match=f"'{name}' is unavailable"):
             tts.synthesize("Zyrtec", tts.Voice(name, "slt"))
+
+
+@pytest.mark.parametrize("program", ["festival", "text2wave"])
+def test_festival_needs_both_its_programs(monkeypatch, program):
+    found = {"festival", "text2wave"} - {program}
+    monkeypatch.setattr(tts.shutil, "which", lambda name: f"/x/{name}" if name in found else None)
+    ok, why = tts.get_engine("festival").available()
+    assert not ok and "apt-get install festival" in why
+    assert not tts.get_engine("festival").has_voice("kal_diphone")
+    assert tts.missing_voices([tts.Voice("festival", "kal_diphone")]) == {}  # absent, not lacking
+
+
+def test_missing_voices_of_an_installed_engine_are_named(monkeypatch):
+    festival = tts.get_engine("festival")
+    monkeypatch.setattr(tts.shutil, "which", lambda name: f"/x/{name}")
+    monkeypatch.setattr(type(festival), "voices", staticmethod(lambda: ("kal_diphone",)))
+    voices = [tts.Voice("festival", "kal_diphone"), tts.Voice("festival", "ked_diphone"),
+              tts.Voice("espeak", "en-us")]  # fmt: skip
+    missing = tts.missing_voices(voices)
+    assert list(missing) == ["festival:ked_diphone"]
+    assert "without voice 'ked_diphone'" in missing["festival:ked_diphone"]
+
+
+def test_a_voice_listing_that_fails_counts_as_no_voices(monkeypatch):
+    def fail():
+        raise subprocess.CalledProcessError(1, ["festival", "-b"])
+
+    festival = tts.get_engine("festival")
+    monkeypatch.setattr(tts.shutil, "which", lambda name: f"/x/{name}")
+    monkeypatch.setattr(type(festival), "voices", staticmethod(fail))
+    assert list(tts.missing_voices([tts.Voice("festival", "kal_diphone")])) == [
+        "festival:kal_diphone"
+    ]
