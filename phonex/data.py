@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from phonex.audio import load_audio
 from phonex.corpus import Utterance
+from phonex.integrity import verify_rows
 from phonex.phonemes import WORD_SEP, Vocabulary
 
 IGNORE_INDEX = -100  # label padding that CTC loss skips
@@ -88,6 +89,11 @@ class SpeechDataset(torch.utils.data.Dataset):
         unknown: ``"error"`` or ``"unk"`` for label tokens outside ``vocab``.
         normalize: zero mean and unit variance (wav2vec2's input; the model's
             ``feature_extractor.do_normalize``); ``False`` keeps the waveform as it is (Whisper).
+        verify: compare each clip with its row's checksum before training or scoring on it.
+
+    Raises:
+        DataError: unknown label tokens, clips too long or rows without phones.
+        IntegrityError: clips that differ from their manifest row, each one named.
     """
 
     def __init__(
@@ -101,7 +107,12 @@ class SpeechDataset(torch.utils.data.Dataset):
         unknown: str = "error",
         progress: bool = False,
         normalize: bool = True,
+        verify: bool = True,
     ):
+        if verify:
+            # a clip rewritten after its manifest (a second build into the folder) need no
+            # longer fit the duration and phone times the manifest and TextGrid give for it
+            verify_rows(rows, "manifest rows", full=False)
         if unknown == "error":
             check_vocabulary(rows, vocab, units)
         too_long = [r for r in rows if r.duration > max_seconds]
