@@ -13,7 +13,7 @@ pauses) become the silence token, ``[PAD]``.
 
 from __future__ import annotations
 
-import pickle
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from phonex.checkpoints import CheckpointError, read_state, replace_dir, write_state
 from phonex.config import AudioConfig
 from phonex.phonemes import WORD_SEP, Vocabulary
 
@@ -161,9 +162,10 @@ def fit_acoustic(examples: Sequence[Example], vocab: Vocabulary, out_dir: str | 
                  progress: bool = True) -> AcousticModel:  # fmt: skip
     """Train an :class:`AcousticModel` with the project's AMP step (fp16/bf16 on a GPU).
 
-    ``out_dir/checkpoint.pt`` (model, optimiser, scaler, step) is written every
-    ``checkpoint_every`` steps, and a run killed midway resumes from it; the finished model is
-    ``out_dir/acoustic.pt`` (:func:`load_acoustic`).
+    ``out_dir/checkpoint/`` (model, optimiser, scaler, step; safetensors + JSON, as
+    :func:`phonex.checkpoints.write_state`) is written every ``checkpoint_every`` steps, and a run
+    killed midway resumes from it; the finished model is ``out_dir/acoustic/``
+    (:func:`load_acoustic`).
     """
     from tqdm.auto import tqdm
 
@@ -178,9 +180,9 @@ def fit_acoustic(examples: Sequence[Example], vocab: Vocabulary, out_dir: str | 
     model = AcousticModel(len(vocab)).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-6)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    step, checkpoint = 0, out_dir / "checkpoint.pt"
-    if checkpoint.is_file():
-        state = torch.load(checkpoint, map_location=device, weights_only=True)
+    step, checkpoint = 0, out_dir / "checkpoint"
+    if (checkpoint / "state.json").is_file():
+        state = read_state(checkpoint)
         model.load_state_dict(state["model"]), optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
         step = state["step"]
@@ -199,9 +201,11 @@ def fit_acoustic(examples: Sequence[Example], vocab: Vocabulary, out_dir: str | 
             if step % checkpoint_every == 0 or step == steps:
                 state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                          "scaler": scaler.state_dict(), "step": step}  # fmt: skip
-                torch.save(state, checkpoint.with_suffix(".tmp"))
-                checkpoint.with_suffix(".tmp").replace(checkpoint)
-    save_acoustic(model.cpu(), vocab, out_dir / "acoustic.pt")
+                tmp = checkpoint.with_name("checkpoint.tmp")
+                shutil.rmtree(tmp, ignore_errors=True)
+                write_state(tmp, state)
+                replace_dir(tmp, checkpoint)
+    save_acoustic(model.cpu(), vocab, out_dir / "acoustic")
     return model.eval()
 
 
@@ -215,20 +219,24 @@ def phone_tokens(phones: str, vocab: Vocabulary) -> torch.Tensor:
     return torch.tensor(vocab.encode(" ".join([SILENCE, *inner, SILENCE])))
 
 
-def save_acoustic(model: AcousticModel, vocab: Vocabulary, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"config": model.config, "state": model.state_dict(), "tokens": vocab.tokens},
-               path.with_suffix(".tmp"))  # fmt: skip
-    path.with_suffix(".tmp").replace(path)
-    return path
+def save_acoustic(model: AcousticModel, vocab: Vocabulary, folder: str | Path) -> Path:
+    """Write ``folder/model.safetensors`` (weights) and ``folder/model.json`` (sizes, tokens)."""
+    folder = Path(folder)
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    saved = {"config": model.config, "state": model.state_dict(), "tokens": vocab.tokens}
+    write_state(tmp, saved, name="model")
+    replace_dir(tmp, folder)
+    return folder
 
 
-def load_acoustic(path: str | Path) -> tuple[AcousticModel, Vocabulary]:
+def load_acoustic(folder: str | Path) -> tuple[AcousticModel, Vocabulary]:
+    """The model and vocabulary :func:`save_acoustic` wrote (reading runs no code)."""
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
+        saved = read_state(Path(folder), name="model")
         model = AcousticModel(**saved["config"])
         model.load_state_dict(saved["state"])
-    except (OSError, KeyError, RuntimeError, pickle.UnpicklingError) as err:
-        raise ValueError(f"{path}: not an acoustic model phonex saved: {err}") from None
-    return model.eval(), Vocabulary(saved["tokens"])
+        vocab = Vocabulary(saved["tokens"])
+    except (CheckpointError, KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise ValueError(f"{folder}: not an acoustic model phonex saved: {err}") from None
+    return model.eval(), vocab

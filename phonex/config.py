@@ -2,19 +2,21 @@
 
 Settings are dataclasses (the modern form of Tacotron2's ``create_hparams``): one section each for
 audio, data, model and training. They round-trip through YAML or JSON and take ``key=value``
-overrides from the command line; an unknown key or a value of the wrong type is an error that names
-the key. Importing this module has no side effects.
+overrides from the command line; an unknown key, a value of the wrong type or one out of range
+(``train.max_steps=0``) is an error that names the key and the value, raised when the settings are
+built, before any work. Importing this module has no side effects.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -41,9 +43,40 @@ class ConfigError(ValueError):
     """A settings file or override that does not fit the dataclasses."""
 
 
+SCHEDULES = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant",
+             "constant_with_warmup", "inverse_sqrt")  # fmt: skip
+
+
+class _Checked:
+    """Every section checks its own fields when built: types first, then ranges."""
+
+    section: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            key = f"{self.section}.{f.name}"
+            setattr(self, f.name, _check_type(key, getattr(self, f.name), hints[f.name]))
+        for name, ok, expected in self._ranges():
+            if not ok:
+                raise ConfigError(
+                    f"setting '{self.section}.{name}' is {getattr(self, name)!r}: expected {expected}"
+                )
+
+    def _ranges(self) -> list[tuple[str, bool, str]]:
+        """(field, whether its value is usable, what a usable value is) for each checked field."""
+        return []
+
+
+def _finite(value: float) -> bool:
+    return math.isfinite(value)
+
+
 @dataclass
-class AudioConfig:
+class AudioConfig(_Checked):
     """Waveform and log-mel settings. Defaults are the 16 kHz ASR front end."""
+
+    section: ClassVar[str] = "audio"
 
     sample_rate: int = 16000
     n_fft: int = 400
@@ -59,10 +92,24 @@ class AudioConfig:
         """TacotronSTFT settings of NVIDIA's Tacotron2 hparams (22050 Hz, 1024/256/1024, 80 mels)."""
         return cls(sample_rate=22050, n_fft=1024, hop_length=256, win_length=1024)
 
+    def _ranges(self) -> list[tuple[str, bool, str]]:
+        return [
+            ("sample_rate", self.sample_rate >= 1, "at least 1"),
+            ("n_fft", self.n_fft >= 1, "at least 1"),
+            ("hop_length", self.hop_length >= 1, "at least 1"),
+            ("win_length", 1 <= self.win_length <= self.n_fft, f"1 to n_fft ({self.n_fft})"),
+            ("n_mels", self.n_mels >= 1, "at least 1"),
+            ("fmin", _finite(self.fmin) and 0 <= self.fmin, "at least 0"),
+            ("fmax", _finite(self.fmax) and self.fmax > self.fmin, f"above fmin ({self.fmin})"),
+            ("clamp_min", _finite(self.clamp_min) and self.clamp_min > 0, "above 0"),
+        ]
+
 
 @dataclass
-class DataConfig:
+class DataConfig(_Checked):
     """Which corpus to build and how to split it."""
+
+    section: ClassVar[str] = "data"
 
     size: str = "quick"  # voice grid in voices.yaml: "quick" for CI and notebooks, or "full"
     max_names: int = 0  # 0: the whole lexicon; N: a seeded sample of N names
@@ -74,10 +121,19 @@ class DataConfig:
     test_voices: list[str] = field(default_factory=list)  # empty: chosen by the split helper
     dev_fraction: float = 0.1
 
+    def _ranges(self) -> list[tuple[str, bool, str]]:
+        return [
+            ("max_names", self.max_names >= 0, "0 (all) or more"),
+            ("augmentations_per_clip", self.augmentations_per_clip >= 0, "0 or more"),
+            ("dev_fraction", 0 <= self.dev_fraction < 1, "at least 0 and below 1"),
+        ]
+
 
 @dataclass
-class ModelConfig:
+class ModelConfig(_Checked):
     """Which model to load or build, what it outputs and what of it trains."""
+
+    section: ClassVar[str] = "model"
 
     name: str = (
         "tiny"  # a phonex.models.TINY_CONFIGS name, registry name, hub id or local directory
@@ -89,10 +145,21 @@ class ModelConfig:
     dropout: float = 0.1  # hidden, attention, activation and projection dropout
     mask_time_prob: float = 0.05  # SpecAugment-style time masking inside wav2vec2
 
+    def _ranges(self) -> list[tuple[str, bool, str]]:
+        return [
+            ("units", self.units in ("phones", "chars"), "phones or chars"),
+            ("head", self.head in ("auto", "new", "keep"), "auto, new or keep"),
+            ("trainable_layers", self.trainable_layers >= -1, "-1 (all) or more"),
+            ("dropout", 0 <= self.dropout < 1, "at least 0 and below 1"),
+            ("mask_time_prob", 0 <= self.mask_time_prob <= 1, "0 to 1"),
+        ]
+
 
 @dataclass
-class TrainConfig:
+class TrainConfig(_Checked):
     """Training-loop settings (phonex.train)."""
+
+    section: ClassVar[str] = "train"
 
     seed: int = 0
     batch_size: int = 8  # per process
@@ -111,6 +178,25 @@ class TrainConfig:
     max_seconds: float = 20.0  # longest clip accepted
     drop_long: bool = False  # drop longer clips instead of stopping with an error
     unknown: str = "error"  # label tokens outside the vocabulary: "error" or "unk"
+    threads: int = 0  # CPU threads while training; 0: torch's setting (a resumed run: its own)
+
+    def _ranges(self) -> list[tuple[str, bool, str]]:
+        at_least_1 = ("batch_size", "grad_accum", "max_steps", "log_every", "checkpoint_every",
+                      "keep_checkpoints")  # fmt: skip
+        at_least_0 = ("warmup_steps", "eval_every", "threads")
+        return [
+            *[(name, getattr(self, name) >= 1, "at least 1") for name in at_least_1],
+            *[(name, getattr(self, name) >= 0, "at least 0") for name in at_least_0],
+            ("lr", _finite(self.lr) and self.lr > 0, "above 0"),
+            ("weight_decay", _finite(self.weight_decay) and self.weight_decay >= 0, "at least 0"),
+            ("clip_grad_norm", _finite(self.clip_grad_norm) and self.clip_grad_norm >= 0,
+             "at least 0 (0: no clipping)"),
+            ("max_seconds", _finite(self.max_seconds) and self.max_seconds > 0, "above 0"),
+            ("schedule", self.schedule in SCHEDULES, f"one of {', '.join(SCHEDULES)}"),
+            ("mixed_precision", self.mixed_precision in ("auto", "no", "fp16", "bf16"),
+             "auto, no, fp16 or bf16"),
+            ("unknown", self.unknown in ("error", "unk"), "error or unk"),
+        ]  # fmt: skip
 
 
 @dataclass

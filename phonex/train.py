@@ -7,8 +7,9 @@ Written in the style of nanoGPT's train.py: plain PyTorch, readable top to botto
   scale grows again after clean steps).
 - DDP: run under ``torchrun --nproc_per_node=N -m phonex.cli train ...``: each process takes
   its slice of every global batch; gradients are synchronised only on the last micro-step.
-- Resume: a checkpoint holds model, optimizer, scheduler, scaler, RNG states, step and data
-  position; batch order is a function of (seed, epoch), so a resumed run continues exactly.
+- Resume: a checkpoint holds model, optimizer, scheduler, scaler, RNG states, step, data position
+  and CPU thread count; batch order is a function of (seed, epoch), so a resumed run continues
+  exactly. It must keep its settings (:func:`phonex.checkpoints.read_checkpoint`).
 
 A run directory holds ``config.yaml``, ``metrics.csv``, ``run.json``, ``checkpoints/step-N/`` and
 ``best/`` (the model with the lowest dev error, loadable with ``phonex.models.load_model``).
@@ -18,8 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import csv
-import json
 import math
 import os
 import random
@@ -37,12 +36,14 @@ from transformers import get_scheduler
 from phonex.checkpoints import (
     State,
     git_sha,
-    latest_checkpoint,
-    load_checkpoint,
     replace_dir,
+    restore_checkpoint,
+    resumable_checkpoint,
     save_checkpoint,
     vocab_hash,
-)  # fmt: skip
+    write_metrics,
+    write_record,
+)
 from phonex.config import Config
 from phonex.corpus import read_manifest
 from phonex.data import DataError, SpeechDataset, collate, length_grouped_batches
@@ -57,8 +58,6 @@ from phonex.models import (
     resolve_precision,
 )  # fmt: skip
 from phonex.phonemes import Vocabulary
-
-METRIC_FIELDS = ("step", "epoch", "lr", "train_loss", "dev_loss", "dev_error", "elapsed_s")
 
 
 class TrainingError(RuntimeError):
@@ -221,13 +220,6 @@ class RunResult:
     params: dict
 
 
-def _write_metrics(out_dir: Path, history: list[dict]) -> None:
-    with open(out_dir / "metrics.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, METRIC_FIELDS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(history)
-
-
 def train(
     cfg: Config,
     manifests: list[str | Path],
@@ -240,15 +232,26 @@ def train(
     Args:
         cfg: model, train and audio settings.
         manifests: corpus manifests; rows with ``split`` train are trained on, dev evaluated.
-        out_dir: run directory; an existing one with checkpoints is resumed when ``resume``.
+        out_dir: run directory; an existing one with checkpoints is resumed when ``resume``,
+            with the same settings (others raise :class:`phonex.checkpoints.CheckpointError`).
         progress: show progress bars.
 
     Returns:
         the run directory, the best model's directory, the final state and parameter counts.
     """
-    out_dir = Path(out_dir)
-    ddp = Distributed.setup()
+    threads = torch.get_num_threads()
+    try:
+        return _train(cfg, manifests, Path(out_dir), resume, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(cfg: Config, manifests: list, out_dir: Path, resume: bool, progress: bool) -> RunResult:
+    ckpt, saved = resumable_checkpoint(out_dir, cfg.to_dict()) if resume else (None, None)
     t = cfg.train
+    # Float sums split over N threads round differently than over M: one count per run.
+    torch.set_num_threads(t.threads or (saved or {}).get("threads") or torch.get_num_threads())
+    ddp = Distributed.setup()
     torch.manual_seed(t.seed)
     train_rows, dev_rows = read_splits(manifests)
     loaded = prepare_model(cfg, train_rows)
@@ -268,9 +271,9 @@ def train(
     optimizer = torch.optim.AdamW(trainable, lr=t.lr, weight_decay=t.weight_decay)
     scheduler = get_scheduler(t.schedule, optimizer, t.warmup_steps, t.max_steps)
     scaler = torch.amp.GradScaler(ddp.device.type, enabled=precision == "fp16")
-    state = State()
-    if resume and (ckpt := latest_checkpoint(out_dir)):
-        state = load_checkpoint(ckpt, loaded, optimizer, scheduler, scaler)
+    state = State(threads=torch.get_num_threads())
+    if saved:
+        state = restore_checkpoint(ckpt, saved, loaded, optimizer, scheduler, scaler)
     if state.step == 0:  # dropout and masking differ per process, as in nanoGPT
         random.seed(t.seed + ddp.rank)
         torch.manual_seed(t.seed + ddp.rank)
@@ -352,7 +355,7 @@ def train(
                     replace_dir(loaded.save(tmp), out_dir / "best")
             state.history.append(row)
             if ddp.main:
-                _write_metrics(out_dir, state.history)
+                write_metrics(out_dir, state.history)
         if ddp.main and (state.step % t.checkpoint_every == 0 or state.step == t.max_steps):
             save_checkpoint(out_dir, loaded, optimizer, scheduler, scaler, state, cfg)
         if ddp.world > 1:
@@ -366,13 +369,9 @@ def train(
     return result
 
 
-def _weights_checksum(model: torch.nn.Module) -> float:
-    return float(sum(p.detach().double().sum() for p in model.parameters()))
-
-
 def _finish(result: RunResult, cfg, loaded, train_set, dev_set, ddp: Distributed) -> None:
     """run.json: settings, data, counts, final metrics, and each process's weight checksum."""
-    checksum = _weights_checksum(loaded.model)
+    checksum = float(sum(p.detach().double().sum() for p in loaded.model.parameters()))
     sums = [checksum]
     if ddp.world > 1:
         sums = [None] * ddp.world
@@ -393,8 +392,9 @@ def _finish(result: RunResult, cfg, loaded, train_set, dev_set, ddp: Distributed
         "skipped_steps": result.state.skipped_steps,
         "overflow_steps": result.state.overflow_steps,
         "world_size": ddp.world,
+        "threads": result.state.threads,
         "rank_weight_checksums": sums,
         "final": result.state.history[-1] if result.state.history else {},
     }
-    (result.out_dir / "run.json").write_text(json.dumps(record, indent=1, default=str))
-    _write_metrics(result.out_dir, result.state.history)
+    write_record(result.out_dir / "run.json", record)
+    write_metrics(result.out_dir, result.state.history)

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from phonex import acoustic
+from phonex.checkpoints import read_state
 from phonex.config import AudioConfig
 from phonex.intervals import Interval
 from phonex.phonemes import Vocabulary
@@ -63,14 +64,16 @@ def test_training_learns_tones_and_a_killed_run_resumes(tmp_path):
     assert mel.shape[0] == 80 and 15 < mel.shape[1] < 80  # predicted durations near the truth
     third = mel.shape[1] // 3  # a 300 Hz tone, then a 1500 Hz one: the loudest band rises
     assert mel[:, :third].mean(1).argmax() < mel[:, -third:].mean(1).argmax()
-    reloaded, vocab = acoustic.load_acoustic(tmp_path / "acoustic.pt")
+    reloaded, vocab = acoustic.load_acoustic(tmp_path / "acoustic")
     assert vocab.tokens == VOCAB.tokens
     assert torch.equal(reloaded.infer(acoustic.phone_tokens("a b", VOCAB)), mel)
     # a run "killed" at step 60 of 90 goes on from its checkpoint instead of starting again
-    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    state = read_state(tmp_path / "checkpoint")
     assert state["step"] == 60
+    assert state["optimizer"]["state"][0]["step"].item() == 60  # Adam's own counter, restored
     acoustic.fit_acoustic(examples, VOCAB, tmp_path, steps=90, batch_size=4, progress=False)
-    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["step"] == 90
+    assert read_state(tmp_path / "checkpoint")["step"] == 90
+    assert not list(tmp_path.glob("*.pt"))  # nothing pickled
 
 
 def test_unknown_phones_and_bad_files_are_named(tmp_path):
@@ -78,6 +81,10 @@ def test_unknown_phones_and_bad_files_are_named(tmp_path):
         acoustic.phone_tokens("a z", VOCAB)
     with pytest.raises(ValueError, match="no phones"):
         acoustic.phone_tokens(" | ", VOCAB)
-    (tmp_path / "bad.pt").write_bytes(b"not a model")
-    with pytest.raises(ValueError, match="bad.pt: not an acoustic model"):
-        acoustic.load_acoustic(tmp_path / "bad.pt")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "model.json").write_text("not a model")
+    (tmp_path / "bad" / "model.safetensors").write_bytes(b"not tensors")
+    with pytest.raises(ValueError, match="bad: not an acoustic model"):
+        acoustic.load_acoustic(tmp_path / "bad")
+    with pytest.raises(ValueError, match="missing: not an acoustic model"):
+        acoustic.load_acoustic(tmp_path / "missing")

@@ -1,6 +1,6 @@
 import pytest
 
-from phonex.config import AudioConfig, Config, ConfigError
+from phonex.config import AudioConfig, Config, ConfigError, TrainConfig
 
 
 def test_yaml_and_json_round_trip(tmp_path):
@@ -52,3 +52,44 @@ def test_tacotron2_settings():
     cfg = AudioConfig.tacotron2()
     assert (cfg.sample_rate, cfg.n_fft, cfg.hop_length, cfg.win_length) == (22050, 1024, 256, 1024)
     assert (cfg.n_mels, cfg.fmin, cfg.fmax) == (80, 0.0, 8000.0)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.max_steps=-5", "'train.max_steps' is -5: expected at least 1"),
+        ("train.batch_size=0", "'train.batch_size' is 0: expected at least 1"),
+        ("train.grad_accum=0", "'train.grad_accum' is 0"),
+        ("train.log_every=0", "'train.log_every' is 0"),
+        ("train.keep_checkpoints=0", "'train.keep_checkpoints' is 0"),
+        ("train.lr=0", "'train.lr' is 0.0: expected above 0"),
+        ("train.lr=.inf", "'train.lr' is inf"),
+        ("train.warmup_steps=-1", "'train.warmup_steps' is -1"),
+        ("train.schedule=cosine_forever", "'train.schedule' is 'cosine_forever': expected one of"),
+        ("train.mixed_precision=fp8", "'train.mixed_precision' is 'fp8'"),
+        ("model.dropout=1.5", "'model.dropout' is 1.5"),
+        ("model.units=words", "'model.units' is 'words'"),
+        ("audio.hop_length=0", "'audio.hop_length' is 0"),
+        ("audio.win_length=800", "'audio.win_length' is 800: expected 1 to n_fft"),
+        ("data.dev_fraction=1", "'data.dev_fraction' is 1.0"),
+    ],
+)
+def test_a_value_out_of_range_names_key_and_value(override, message):
+    with pytest.raises(ConfigError) as err:
+        Config().override([override])
+    assert message in str(err.value)
+
+
+def test_sections_built_in_code_are_checked_too():
+    with pytest.raises(ConfigError, match="'train.checkpoint_every' is 0"):
+        TrainConfig(checkpoint_every=0)
+    with pytest.raises(ConfigError, match="'train.max_steps' must be int"):
+        TrainConfig(max_steps="10")
+    assert TrainConfig(lr=1).lr == 1.0 and isinstance(TrainConfig(lr=1).lr, float)
+
+
+def test_a_settings_file_out_of_range_names_file_key_and_value(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("train:\n  max_steps: 0\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: setting 'train\.max_steps' is 0"):
+        Config.load(path)

@@ -90,6 +90,29 @@ def test_a_clip_in_a_padded_batch_gets_the_logits_it_gets_alone(attention):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=0)
 
 
+def test_forward_is_embed_then_blocks_from_any_block(tiny):
+    model = tiny.model.eval()
+    waves = [speechlike(n, seed=n) for n in (12345, 7000)]
+    values = torch.zeros(2, 12345)
+    mask = torch.zeros_like(values, dtype=torch.long)
+    for row, wave in enumerate(waves):
+        values[row, : len(wave)], mask[row, : len(wave)] = torch.from_numpy(wave), 1
+    labels = torch.tensor([[3, 4, 5], [6, 7, -100]])
+    with torch.no_grad():
+        full = model(values, attention_mask=mask, labels=labels, output_hidden_states=True)
+        hidden, frames = model.embed(values, mask)
+        assert frames.tolist() == [int(model._get_feat_extract_output_lengths(len(w)))
+                                   for w in waves]  # fmt: skip
+        for first in range(model.config.encoder_layers + 1):
+            entering = model.run_blocks(hidden, frames, 0, first)
+            if first < model.config.encoder_layers:  # the last state is after the layer norm
+                assert torch.equal(entering, full.hidden_states[first])
+            out = model.forward_blocks(entering, frames, first, True, labels, True)
+            assert torch.equal(out.logits, full.logits) and torch.equal(out.loss, full.loss)
+            assert len(out.hidden_states) == model.config.encoder_layers - first + 1
+            assert torch.equal(out.hidden_states[-1], full.hidden_states[-1])
+
+
 def test_output_lengths_hidden_states_and_limits(tiny):
     model = tiny.model.eval()
     assert model.config.inputs_to_logits_ratio == 320
@@ -203,9 +226,10 @@ def test_training_lowers_the_loss_and_the_model_runs_everywhere(tiny_corpus, tra
     assert history.train_loss.iloc[-3:].mean() < 0.6 * history.train_loss.iloc[:3].mean()
     dev_losses = history.dev_loss.dropna()
     assert len(dev_losses) >= 2 and dev_losses.iloc[-1] < dev_losses.iloc[0]
-    resumed = train(train_config("model.name=whisper-tiny-test", "train.max_steps=33"),
-                    [manifest], tmp_path / "run", progress=False)  # fmt: skip
-    assert resumed.state.step == 33 and resumed.state.history[0]["step"] == 1
+    # as if killed after step 27's checkpoint: the same settings resume from it
+    (tmp_path / "run" / "checkpoints" / "step-000030").rename(tmp_path / "step-30-set-aside")
+    resumed = train(cfg, [manifest], tmp_path / "run", progress=False)
+    assert resumed.state.step == 30 and resumed.state.history[0]["step"] == 1
 
     loaded = load_model(str(result.best_dir))
     assert isinstance(loaded.model, WhisperEncoderForCTC)
