@@ -5,6 +5,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 EXTRAS ?= dev,piper,offline-whisper,baselines
+PYTEST_ARGS ?=
 BIN    := $(VENV)/bin
 
 .PHONY: setup notebooks full test lab bench
@@ -24,9 +25,11 @@ full: setup
 	$(BIN)/phonex notebooks --full
 
 test: setup
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_ARGS)
 
+# the venv's kernel registered under the name "phonex" (the notebooks' kernel in JupyterLab)
 lab: setup
+	$(BIN)/python -m ipykernel install --sys-prefix --name phonex --display-name "phonex (.venv)"
 	$(BIN)/jupyter lab notebooks/
 
 bench: setup

@@ -59,7 +59,7 @@ def test_widget_builds_with_its_controls(inspector, rows):
     assert isinstance(box, ipywidgets.VBox) and inspector.widget() is box
     assert [type(w) for w in box.children] == [
         ipywidgets.HBox, ipywidgets.HTML, ipywidgets.Output, ipywidgets.Dropdown,
-        ipywidgets.Output,
+        ipywidgets.Output, ipywidgets.VBox,
     ]  # fmt: skip
     assert c.utterance.options[0] == ("u0 · Novolog insulin", 0) and len(c.utterance.options) == 3
     assert (c.layer.min, c.layer.max, c.layer.value) == (0, 2, 2)
