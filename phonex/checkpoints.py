@@ -27,7 +27,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from phonex.config import PROJ_ROOT
+from phonex.config import PROJ_ROOT, Config
 
 FORMAT = "phonex-training-state-1"
 # Settings a resumed run may change: they decide what is logged and kept, not what is learned.
@@ -252,7 +252,9 @@ def read_checkpoint(folder: Path, config: dict) -> dict:
     state_ok = type(threads) is int and threads >= 0
     if saved.get("format") != FORMAT or not (config_ok and state_ok):
         raise CheckpointError(f"{folder}: not a phonex training checkpoint ({FORMAT})")
-    old, new = _flatten(saved["config"]), _flatten(config)
+    # a setting added to phonex after the run started counts as having its default
+    old = {**_flatten(Config().to_dict()), **_flatten(saved["config"])}
+    new = _flatten(config)
     changed = sorted(k for k in old.keys() | new.keys()
                      if old.get(k) != new.get(k) and k not in RESUMABLE_CHANGES)  # fmt: skip
     if changed:

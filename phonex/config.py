@@ -144,15 +144,28 @@ class ModelConfig(_Checked):
     trainable_layers: int = -1  # last N transformer layers trained; -1 = all, 0 = CTC head only
     dropout: float = 0.1  # hidden, attention, activation and projection dropout
     mask_time_prob: float = 0.05  # SpecAugment-style time masking inside wav2vec2
+    vocabulary: str = "train"  # phones of a new head: "train" (the train split) or "english"
+    # Train a Whisper CTC model's last trainable_layers blocks from the cached output of its
+    # frozen blocks (phonex.feature_cache), computed once per clip; masking then applies there.
+    feature_cache: bool = False
+    feature_cache_dtype: str = "float16"  # "float16" or "float32" (exact features)
 
     def _ranges(self) -> list[tuple[str, bool, str]]:
         return [
             ("units", self.units in ("phones", "chars"), "phones or chars"),
             ("head", self.head in ("auto", "new", "keep"), "auto, new or keep"),
             ("trainable_layers", self.trainable_layers >= -1, "-1 (all) or more"),
+            ("vocabulary", self.vocabulary in ("train", "english"), "train or english"),
+            ("vocabulary", self.vocabulary == "train" or self.units == "phones",
+             "train with units chars (the english vocabulary is phones)"),
+            ("feature_cache", not (self.feature_cache and self.trainable_layers == -1),
+             ("false when model.trainable_layers is -1: all blocks train, none is frozen "
+              "to cache (set model.trainable_layers to 0 or more)")),
+            ("feature_cache_dtype", self.feature_cache_dtype in ("float16", "float32"),
+             "float16 or float32"),
             ("dropout", 0 <= self.dropout < 1, "at least 0 and below 1"),
             ("mask_time_prob", 0 <= self.mask_time_prob <= 1, "0 to 1"),
-        ]
+        ]  # fmt: skip
 
 
 @dataclass

@@ -10,6 +10,7 @@ Written in the style of nanoGPT's train.py: plain PyTorch, readable top to botto
 - Resume: a checkpoint holds model, optimizer, scheduler, scaler, RNG states, step, data position
   and CPU thread count; batch order is a function of (seed, epoch), so a resumed run continues
   exactly. It must keep its settings (:func:`phonex.checkpoints.read_checkpoint`).
+- ``model.feature_cache``: frozen Whisper blocks run once per clip (:mod:`phonex.cached_training`).
 
 A run directory holds ``config.yaml``, ``metrics.csv``, ``run.json``, ``checkpoints/step-N/`` and
 ``best/`` (the model with the lowest dev error, loadable with ``phonex.models.load_model``).
@@ -33,6 +34,7 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
+from phonex.cached_training import check_feature_cache, training_inputs, training_vocabulary
 from phonex.checkpoints import (
     State,
     git_sha,
@@ -47,7 +49,6 @@ from phonex.checkpoints import (
 from phonex.config import Config
 from phonex.corpus import read_manifest
 from phonex.data import DataError, SpeechDataset, collate, length_grouped_batches
-from phonex.evaluate import evaluate
 from phonex.models import (
     TINY_CONFIGS,
     LoadedModel,
@@ -57,7 +58,6 @@ from phonex.models import (
     load_model,
     resolve_precision,
 )  # fmt: skip
-from phonex.phonemes import Vocabulary
 
 
 class TrainingError(RuntimeError):
@@ -133,10 +133,7 @@ def prepare_model(cfg: Config, train_rows: list) -> LoadedModel:
     dropouts.update(layerdrop=0.0, mask_time_prob=m.mask_time_prob)
     if m.head not in ("auto", "new", "keep"):
         raise ModelError(f"model.head={m.head!r}: expected auto, new or keep")
-    if m.units == "phones":
-        train_vocab = Vocabulary.build(r.phones for r in train_rows)
-    else:
-        train_vocab = None  # character models keep their own letters
+    train_vocab = training_vocabulary(m, train_rows)
     if m.head == "keep" or m.units == "chars":
         return load_model(m.name, None, m.units, cfg.data.language, **dropouts)
     loaded = None
@@ -184,10 +181,8 @@ def time_training_steps(
     model = copy.deepcopy(loaded.model).train()
     counts = freeze(model, trainable_layers, feature_encoder)
     device = next(model.parameters()).device
-    batch = {
-        k: v.to(device)
-        for k, v in collate(examples, loaded.feature_extractor.return_attention_mask).items()
-    }
+    use_mask = loaded.feature_extractor.return_attention_mask
+    batch = {k: v.to(device) for k, v in collate(examples, use_mask).items()}
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     for i in range(steps + 1):
@@ -226,6 +221,7 @@ def train(
     out_dir: str | Path,
     resume: bool = True,
     progress: bool = True,
+    cache_root: str | Path | None = None,
 ) -> RunResult:
     """Fine-tune (or train from scratch) a CTC model on the train split of ``manifests``.
 
@@ -235,18 +231,20 @@ def train(
         out_dir: run directory; an existing one with checkpoints is resumed when ``resume``,
             with the same settings (others raise :class:`phonex.checkpoints.CheckpointError`).
         progress: show progress bars.
+        cache_root: folder of ``model.feature_cache`` features (``None``: data/interim/features).
 
     Returns:
         the run directory, the best model's directory, the final state and parameter counts.
     """
     threads = torch.get_num_threads()
     try:
-        return _train(cfg, manifests, Path(out_dir), resume, progress)
+        return _train(cfg, manifests, Path(out_dir), resume, progress, cache_root)
     finally:
         torch.set_num_threads(threads)
 
 
-def _train(cfg: Config, manifests: list, out_dir: Path, resume: bool, progress: bool) -> RunResult:
+def _train(cfg: Config, manifests: list, out_dir: Path, resume: bool, progress: bool,
+           cache_root: str | Path | None) -> RunResult:  # fmt: skip
     ckpt, saved = resumable_checkpoint(out_dir, cfg.to_dict()) if resume else (None, None)
     t = cfg.train
     # Float sums split over N threads round differently than over M: one count per run.
@@ -255,6 +253,7 @@ def _train(cfg: Config, manifests: list, out_dir: Path, resume: bool, progress: 
     torch.manual_seed(t.seed)
     train_rows, dev_rows = read_splits(manifests)
     loaded = prepare_model(cfg, train_rows)
+    check_feature_cache(cfg.model, loaded)
     # A feature encoder built from scratch is random: it must train.
     freeze_conv = cfg.model.freeze_feature_encoder and cfg.model.name not in TINY_CONFIGS
     counts = freeze(loaded.model, cfg.model.trainable_layers, freeze_conv)
@@ -278,13 +277,15 @@ def _train(cfg: Config, manifests: list, out_dir: Path, resume: bool, progress: 
         random.seed(t.seed + ddp.rank)
         torch.manual_seed(t.seed + ddp.rank)
         np.random.seed(t.seed + ddp.rank)
-    ddp_model = model
+    inputs = training_inputs(cfg, loaded, train_set, dev_set, ddp, progress, cache_root)
+    ddp_model = inputs.runner  # the model, or FromCache around it: the same weights
     if ddp.world > 1:
-        ddp_model = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
+        ddp_model = torch.nn.parallel.DistributedDataParallel(
+            ddp_model, find_unused_parameters=True
+        )
     if ddp.main:
         out_dir.mkdir(parents=True, exist_ok=True)
         cfg.save(out_dir / "config.yaml")
-    use_mask = loaded.feature_extractor.return_attention_mask
     global_batch = t.batch_size * ddp.world
 
     def epoch_batches(epoch: int) -> list[list[int]]:
@@ -292,9 +293,8 @@ def _train(cfg: Config, manifests: list, out_dir: Path, resume: bool, progress: 
         return [b for b in batches if len(b) >= ddp.world]  # every process gets some clips
 
     batches = epoch_batches(state.epoch)
-    bar = tqdm(
-        total=t.max_steps, initial=state.step, desc="training", disable=not (progress and ddp.main)
-    )
+    bar = tqdm(total=t.max_steps, initial=state.step, desc="training",
+               disable=not (progress and ddp.main))  # fmt: skip
     start, losses = time.time(), []
     elapsed_before = state.history[-1]["elapsed_s"] if state.history else 0.0
     while state.step < t.max_steps:
@@ -306,8 +306,7 @@ def _train(cfg: Config, manifests: list, out_dir: Path, resume: bool, progress: 
             idx = batches[state.batch_in_epoch]
             state.batch_in_epoch += 1
             mine = idx[ddp.rank * len(idx) // ddp.world : (ddp.rank + 1) * len(idx) // ddp.world]
-            batch = collate([train_set[i] for i in mine], use_mask)
-            batch = {k: v.to(ddp.device) for k, v in batch.items()}
+            batch = inputs.batch(mine, state.step, micro)
             last = micro == t.grad_accum - 1
             sync = contextlib.nullcontext() if last or ddp.world == 1 else ddp_model.no_sync()
             with sync:
@@ -345,7 +344,7 @@ def _train(cfg: Config, manifests: list, out_dir: Path, resume: bool, progress: 
             }
             losses = []
             if evaluate_now and ddp.main:
-                result = evaluate(loaded, dev_set, 2 * t.batch_size, precision)
+                result = inputs.evaluate(2 * t.batch_size, precision)
                 row.update(dev_loss=result["loss"], dev_error=result["error"])
                 bar.set_postfix(loss=f"{row['train_loss']:.3f}", dev=f"{result['error']:.3f}")
                 if result["error"] < state.best_error:

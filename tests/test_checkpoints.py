@@ -127,3 +127,18 @@ def test_run_records_are_strict_json_with_null_for_non_finite(tmp_path):
                                          "path": tmp_path, "ok": True})  # fmt: skip
     record = strict_json((tmp_path / "run.json").read_text())
     assert record == {"best": None, "rows": [{"loss": None}], "path": str(tmp_path), "ok": True}
+
+
+def test_a_setting_added_after_the_run_started_counts_as_its_default(tmp_path):
+    from phonex.checkpoints import FORMAT, read_checkpoint
+    from phonex.config import Config
+
+    config = Config().to_dict()
+    older = {section: dict(values) for section, values in config.items()}
+    del older["model"]["vocabulary"]  # a run saved before phonex had this setting
+    folder = tmp_path / "run" / "checkpoints" / "step-000003"
+    write_state(folder, {"format": FORMAT, "config": older, "state": {"threads": 1}})
+    assert read_checkpoint(folder, config)["config"] == older
+    changed = Config().override(["model.vocabulary=english"]).to_dict()
+    with pytest.raises(CheckpointError, match="model.vocabulary: 'train' -> 'english'"):
+        read_checkpoint(folder, changed)
