@@ -24,7 +24,6 @@ import numpy as np
 import torch
 from transformers import (
     AutoConfig,
-    AutoModelForCTC,
     PreTrainedModel,
     Wav2Vec2Config,
     Wav2Vec2FeatureExtractor,
@@ -33,8 +32,21 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
+from phonex.audio import AudioError
+from phonex.config import ConfigError
 from phonex.ct2_whisper import WHISPER_HUB_IDS, resolve_whisper
 from phonex.data import normalize_wave
+from phonex.model_folder import (
+    SIDECAR,
+    ModelError,
+    check_head,
+    check_model_dir,
+    load_ctc_weights,
+    read_config,
+    read_feature_extractor,
+    read_sidecar,
+    read_vocab,
+)
 from phonex.phonemes import Vocabulary
 from phonex.whisper_ctc import WhisperCTCConfig, WhisperEncoderForCTC
 
@@ -75,14 +87,6 @@ TINY_CONFIGS = {
         "max_source_positions": 1500,
     },
 }  # fmt: skip
-
-MODEL_FILES = ("config.json", "vocab.json", "preprocessor_config.json")
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
-SIDECAR = "phonex.json"
-
-
-class ModelError(ValueError):
-    """A model that cannot be found, read or matched to a vocabulary."""
 
 
 @dataclass
@@ -166,26 +170,6 @@ def feature_extractor_for(config, sample_rate: int = 16000) -> Wav2Vec2FeatureEx
     )
 
 
-def check_model_dir(folder: Path) -> None:
-    """Raise :class:`ModelError` naming the first file a saved model directory lacks.
-
-    A Whisper folder needs no ``vocab.json``: its encoder always gets a new CTC head.
-    """
-    if not (folder / "config.json").exists():
-        raise ModelError(f"{folder}: missing config.json (not a save_pretrained directory)")
-    if not any((folder / f).exists() for f in WEIGHT_FILES):
-        raise ModelError(f"{folder}: missing model weights ({' or '.join(WEIGHT_FILES[:2])})")
-    if not (folder / "vocab.json").exists() and _model_type(folder) != "whisper":
-        raise ModelError(f"{folder}: missing vocab.json (the CTC output tokens)")
-
-
-def _model_type(folder: Path) -> str:
-    try:
-        return str(json.loads((folder / "config.json").read_text()).get("model_type", ""))
-    except (OSError, ValueError, AttributeError):
-        return ""
-
-
 def _locate(name: str) -> Path:
     """A local folder holding ``name``: the folder itself, or the hub cache (no downloads here)."""
     folder = Path(name).expanduser()
@@ -198,21 +182,15 @@ def _locate(name: str) -> Path:
 
     try:
         patterns = ["*.json", "*.safetensors", "*.bin", "*.txt"]  # txt: BPE merges (Whisper)
-        return Path(snapshot_download(name, allow_patterns=patterns))
+        snapshot = Path(snapshot_download(name, allow_patterns=patterns))
     except Exception as err:  # noqa: BLE001 - offline, unknown, gated: all mean "not here"
         raise ModelError(
             f"could not fetch {name!r} from the Hugging Face hub ({type(err).__name__}). "
             "Without network access pass a local directory saved with save_pretrained instead "
             "(e.g. model.name=models/drugs-tiny)."
         ) from None
-
-
-def _read_vocab(folder: Path) -> Vocabulary:
-    """vocab.json of a phonex or HF character/phoneme model, as a :class:`Vocabulary`."""
-    index = json.loads((folder / "vocab.json").read_text())
-    if all(isinstance(v, dict) for v in index.values()):  # multilingual tokenizers: {lang: vocab}
-        index = next(iter(index.values()))
-    return Vocabulary.from_index(index)
+    check_model_dir(snapshot)
+    return snapshot
 
 
 def load_model(
@@ -237,9 +215,12 @@ def load_model(
         **config_overrides: model config values, e.g. ``hidden_dropout=0.0``.
 
     Raises:
-        ModelError: unknown name, unreachable hub id, a directory missing a file, a sequence-to-
-            sequence checkpoint (``s2t-small``: use :func:`load_seq2seq`), or no vocabulary for a
-            tiny model or a Whisper checkpoint.
+        ModelError: unknown name, unreachable hub id, a sequence-to-sequence checkpoint
+            (``s2t-small``: use :func:`load_seq2seq`), or no vocabulary for a tiny model or a
+            Whisper checkpoint.
+        phonex.model_folder.ModelFolderError: (a ModelError) a file of the folder that is
+            missing, not valid JSON, truncated, or a ``vocab.json`` that does not fit the CTC head
+            (``<folder>/<file>: <problem>``).
     """
     if name in TINY_CONFIGS:
         if vocab is None:
@@ -252,7 +233,7 @@ def load_model(
         return LoadedModel(model, vocab, feature_extractor_for(config), units, language, name)
 
     folder = _locate(resolve(name))
-    config = AutoConfig.from_pretrained(folder)
+    config = read_config(folder)
     if config.model_type == "whisper":
         if vocab is None:
             raise ModelError(
@@ -267,20 +248,26 @@ def load_model(
         raise ModelError(
             f"{name} is sequence-to-sequence, not CTC: use phonex.models.load_seq2seq"
         )
-    own_vocab = _read_vocab(folder)
-    sidecar = json.loads((folder / SIDECAR).read_text()) if (folder / SIDECAR).exists() else {}
-    extractor = (
-        Wav2Vec2FeatureExtractor.from_pretrained(folder)
-        if (folder / "preprocessor_config.json").exists()
-        else feature_extractor_for(config)
-    )
+    return _load_ctc_folder(name, folder, config, vocab, units, language, config_overrides)
+
+
+def _load_ctc_folder(
+    name: str, folder: Path, config, vocab: Vocabulary | None, units: str, language: str,
+    config_overrides: dict,
+) -> LoadedModel:  # fmt: skip
+    """A CTC checkpoint folder with its own head and vocabulary, or a new head for ``vocab``."""
+    own_vocab = read_vocab(folder)
+    sidecar = read_sidecar(folder)
+    extractor = read_feature_extractor(folder)
+    if extractor is None:
+        extractor = feature_extractor_for(config)
     keep_head = vocab is None or vocab.tokens == own_vocab.tokens
+    if keep_head:
+        check_head(folder, config, own_vocab)
     overrides = {"ctc_loss_reduction": "mean", "ctc_zero_infinity": True, **config_overrides}
     if not keep_head:
         overrides.update(vocab_size=len(vocab), pad_token_id=vocab.blank_id)
-    model = AutoModelForCTC.from_pretrained(
-        folder, ignore_mismatched_sizes=not keep_head, **overrides
-    )
+    model = load_ctc_weights(folder, keep_head, overrides)
     if keep_head:
         vocab = own_vocab
         units = sidecar.get("units", "phones" if name == "xlsr-53-espeak" else "chars")
@@ -399,7 +386,7 @@ def resolve_precision(requested: str, device: torch.device) -> str:
     without bf16 units, so ``auto`` does not pick it there (see benchmarks/).
     """
     if requested not in ("auto", "no", "fp16", "bf16"):
-        raise ValueError(f"mixed_precision={requested!r}: expected auto, no, fp16 or bf16")
+        raise ConfigError(f"mixed_precision={requested!r}: expected auto, no, fp16 or bf16")
     if requested != "auto":
         return requested
     if device.type == "cuda":
@@ -428,12 +415,19 @@ def emissions(
 
     Returns:
         per clip, ``[frames, vocab]`` float32 log-softmax on the CPU, frames of its own length.
+
+    Raises:
+        AudioError: a clip shorter than the model's receptive field (no frame at all).
     """
     model = loaded.model
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     lengths = np.array([len(w) for w in waves])
+    no_frame = np.flatnonzero(model._get_feat_extract_output_lengths(torch.as_tensor(lengths)) < 1)
+    if len(no_frame):  # a negative length would slice the padding of longer clips
+        raise AudioError(f"clips {no_frame.tolist()} are shorter than the model's receptive "
+                         "field: they give no frame")  # fmt: skip
     out: list[torch.Tensor | None] = [None] * len(waves)
     for start in range(0, len(waves), batch_size):
         idx = np.argsort(-lengths, kind="stable")[start : start + batch_size]
