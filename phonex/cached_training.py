@@ -13,7 +13,8 @@ trained blocks keep theirs), and SpecAugment moves from the log-mel onto the cac
 time spans of 5 frames (100 ms) set to zero with probability ``model.mask_time_prob``
 (:func:`phonex.feature_cache.mask_features`), the masks drawn from a generator seeded by
 (seed, rank, step, micro-step), so a resumed run draws the very same masks.
-:func:`train_real_speech` is the real-speech recipe in one call (``configs/phonex-en-*.yaml``).
+The real-speech recipes (``configs/phonex-en-*.yaml``) run through
+``phonex train --real-speech``.
 """
 
 from __future__ import annotations
@@ -184,42 +185,3 @@ def training_inputs(
     if distributed and ddp.main:
         dist.barrier()
     return inputs
-
-
-def train_real_speech(
-    config: str | Path,
-    out_dir: str | Path,
-    overrides: list[str] | None = None,
-    root: str | Path | None = None,
-    manifest: str | Path | None = None,
-    progress: bool = True,
-):
-    """The real-speech recipe in one call: write the manifest of every real corpus, then train.
-
-    Args:
-        config: a recipe (``configs/phonex-en-tiny.yaml``, ``configs/phonex-en-base.yaml``).
-        out_dir: the run directory (resumed when it holds checkpoints of the same settings).
-        overrides: ``section.key=value`` strings applied to the recipe.
-        root: the shared data folder (``None``: ``phonex.config.SHARED_DATA_DIR``).
-        manifest: where the manifest goes (``None``:
-            ``data/processed/realspeech/manifest-<language>.jsonl``); written afresh each time.
-        progress: show progress bars.
-
-    Returns:
-        :class:`phonex.train.RunResult`.
-
-    Raises:
-        phonex.corpus.CorpusError: no real training speech under ``root``, or TIMIT among it.
-    """
-    from phonex.config import PROCESSED_DIR, SHARED_DATA_DIR
-    from phonex.realspeech import write_training_manifest
-    from phonex.train import train
-
-    cfg = Config.load(config).override(list(overrides or []))
-    language = cfg.data.language
-    manifest = manifest or PROCESSED_DIR / "realspeech" / f"manifest-{language}.jsonl"
-    Path(manifest).parent.mkdir(parents=True, exist_ok=True)
-    path, report = write_training_manifest(manifest, root or SHARED_DATA_DIR, language)
-    for corpus, found in report.items():
-        print(f"{corpus}: {found}")
-    return train(cfg, [path], out_dir, progress=progress)

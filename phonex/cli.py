@@ -46,10 +46,25 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = _load_config(args.config, list(args.overrides))
     manifests = args.manifest or [PROCESSED_DIR / f"drugs-{cfg.data.size}" / "manifest.jsonl"]
+    if args.real_speech:
+        manifests = [*(args.manifest or []), _real_speech_manifest(cfg.data.language)]
     out = args.out or MODELS_DIR / f"drugs-{Path(cfg.model.name).name}"
     result = train(cfg, manifests, out, resume=not args.restart)
     print(f"best dev error {result.state.best_error:.4f}; model in {result.best_dir}")
     return 0
+
+
+def _real_speech_manifest(language: str) -> Path:
+    """Every real corpus of ``../shared/data`` but TIMIT as one manifest, rewritten each run."""
+    from phonex.config import SHARED_DATA_DIR
+    from phonex.realspeech import write_training_manifest
+
+    out = PROCESSED_DIR / "realspeech" / f"manifest-{language}.jsonl"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    path, report = write_training_manifest(out, SHARED_DATA_DIR, language)
+    for corpus, found in report.items():
+        print(f"{corpus}: {found}", file=sys.stderr)
+    return path
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

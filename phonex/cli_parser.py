@@ -148,6 +148,11 @@ def build_parser(
     )
     train.add_argument("--restart", action="store_true", help="ignore checkpoints in --out")
     train.add_argument(
+        "--real-speech", action="store_true",
+        help="also train on every real corpus of ../shared/data (never timit-sample-dev), written "
+        "as one manifest first (phonex.realspeech)",
+    )  # fmt: skip
+    train.add_argument(
         "overrides", nargs="*", metavar="section.key=value", help="e.g. train.max_steps=100"
     )
     train.set_defaults(func=commands["train"])

@@ -217,7 +217,9 @@ class Vocabulary:
         """
         missing = sorted({p for p in text.split() if p not in self.index})
         if missing and (unknown == "error" or self.unk is None):
-            raise PhonemizeError(f"phones not in the vocabulary: {' '.join(missing)} (in {text!r})")
+            raise PhonemizeError(
+                f"phones not in the vocabulary: {' '.join(missing)} (in {text!r})"
+            )
         ids = [self.index.get(p, self.index.get(self.unk)) for p in text.split()]
         return ids if word_sep else [i for i in ids if i != self.index.get(WORD_SEP)]
 

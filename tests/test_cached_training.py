@@ -11,10 +11,8 @@ import pandas as pd
 import pytest
 import torch
 
-from phonex.cached_training import train_real_speech
 from phonex.checkpoints import latest_checkpoint
 from phonex.config import PROJ_ROOT, Config, ConfigError
-from phonex.corpus import CorpusError
 from phonex.data import SpeechDataset
 from phonex.english_phones import english_vocabulary
 from phonex.feature_cache import (
@@ -169,11 +167,18 @@ def test_the_english_vocabulary_replaces_the_train_splits_own(tiny_corpus, train
     assert "ð" in english.tokens and "ð" not in built.tokens
 
 
-def test_the_real_speech_recipe_without_real_speech_stops_before_training(tmp_path):
+def test_the_real_speech_recipe_without_real_speech_stops_before_training(
+    tmp_path, monkeypatch, capsys
+):
+    from phonex import config as settings
+    from phonex.cli import main
+
     config = PROJ_ROOT / "configs" / "phonex-en-tiny.yaml"
     cfg = Config.load(config)
     assert cfg.model.feature_cache and cfg.model.vocabulary == "english"
-    with pytest.raises(CorpusError, match="no real training speech"):
-        train_real_speech(config, tmp_path / "run", root=tmp_path / "empty",
-                          manifest=tmp_path / "m.jsonl")  # fmt: skip
-    assert not (tmp_path / "run").exists()
+    monkeypatch.setattr(settings, "SHARED_DATA_DIR", tmp_path / "empty")
+    monkeypatch.setattr("phonex.cli.PROCESSED_DIR", tmp_path / "processed")
+    run = tmp_path / "run"
+    assert main(["train", "--config", str(config), "--real-speech", "--out", str(run)]) == 2
+    assert "no real training speech" in capsys.readouterr().err
+    assert not run.exists()
