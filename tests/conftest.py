@@ -1,7 +1,12 @@
 """Shared fixtures: a small synthetic corpus spoken by espeak-ng, made once per test session."""
 
+import signal
+import subprocess
+import time
+
 import pytest
 
+from phonex.checkpoints import latest_checkpoint
 from phonex.config import Config, DataConfig
 from phonex.corpus import read_manifest
 from phonex.synth import build_corpus
@@ -41,3 +46,22 @@ def tiny_whisper_config():
                          max_source_positions=1500, max_target_positions=32,
                          pad_token_id=1, bos_token_id=1, eos_token_id=2,
                          decoder_start_token_id=3)  # fmt: skip
+
+
+@pytest.fixture
+def kill_at_first_checkpoint():
+    """Start a training command, SIGKILL it once it has written a checkpoint, and return the
+    newest checkpoint it left (None if it wrote none within two minutes)."""
+
+    def run(command: list[str], run_dir):
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 120
+        while (
+            latest_checkpoint(run_dir) is None and time.time() < deadline and proc.poll() is None
+        ):
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        return latest_checkpoint(run_dir)
+
+    return run

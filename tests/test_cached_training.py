@@ -2,16 +2,12 @@
 learns, it matches training from waveforms, a killed run resumes exactly, and bad settings stop."""
 
 import json
-import signal
-import subprocess
 import sys
-import time
 
 import pandas as pd
 import pytest
 import torch
 
-from phonex.checkpoints import latest_checkpoint
 from phonex.config import PROJ_ROOT, Config, ConfigError
 from phonex.data import SpeechDataset
 from phonex.english_phones import english_vocabulary
@@ -103,7 +99,7 @@ train(Config.load(sys.argv[1]), [sys.argv[2]], sys.argv[3], progress=False, cach
 
 
 def test_a_killed_cached_run_resumes_to_the_weights_of_an_uninterrupted_one(
-    tiny_corpus, train_config, tmp_path
+    tiny_corpus, train_config, tmp_path, kill_at_first_checkpoint
 ):
     manifest, _ = tiny_corpus
     # Dropout in the trained block and masks on the cached features: both must resume exactly
@@ -118,13 +114,7 @@ def test_a_killed_cached_run_resumes_to_the_weights_of_an_uninterrupted_one(
     cfg.save(tmp_path / "cfg.yaml")
     command = [sys.executable, "-c", RESUME_SCRIPT, str(tmp_path / "cfg.yaml"), str(manifest),
                str(run), str(cache)]  # fmt: skip
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while latest_checkpoint(run) is None and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    killed_at = latest_checkpoint(run)
+    killed_at = kill_at_first_checkpoint(command, run)
     assert killed_at is not None and not killed_at.name.endswith("150"), "kill came too late"
 
     resumed = train(cfg, [manifest], run, progress=False, cache_root=cache)

@@ -1,16 +1,14 @@
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import pandas as pd
 import pytest
 import torch
 from transformers import Wav2Vec2ForCTC
 
-from phonex.checkpoints import CheckpointError, latest_checkpoint
+from phonex.checkpoints import CheckpointError
 from phonex.cli import main
 from phonex.config import ConfigError
 from phonex.corpus import write_manifest
@@ -89,8 +87,9 @@ def test_non_finite_loss_skips_the_step_and_is_counted(tiny_corpus, train_config
     assert all(torch.isfinite(v).all() for v in weights(tmp_path / "run" / "best").values())
 
 
-def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(tiny_corpus, train_config,
-                                                                     tmp_path):  # fmt: skip
+def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(
+    tiny_corpus, train_config, tmp_path, kill_at_first_checkpoint
+):
     manifest, _ = tiny_corpus
     # One thread in both processes: a float sum split over N threads rounds differently than
     # over M, and the reference, the killed and the resumed runs must add up in the same order.
@@ -102,13 +101,7 @@ def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(tiny_corpus
     run = tmp_path / "killed"
     command = [sys.executable, "-m", "phonex.cli", "train", "--manifest", str(manifest),
                "--out", str(run), *[f"{k}" for k in _overrides(cfg)]]  # fmt: skip
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while latest_checkpoint(run) is None and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    killed_at = latest_checkpoint(run)
+    killed_at = kill_at_first_checkpoint(command, run)
     assert killed_at is not None and not killed_at.name.endswith("150"), "kill came too late"
 
     threads = torch.get_num_threads()
