@@ -18,6 +18,8 @@ import soxr
 import torch
 from numpy.random import Generator
 
+from phonex.config import ConfigError
+
 Clips = Sequence[np.ndarray] | None  # other speech clips for babble noise
 NOISE_KINDS = ("white", "pink", "babble")
 _NUM = r"([-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?)"  # finite decimals only: no nan/inf
@@ -213,14 +215,14 @@ def _parse_spec(spec: str) -> list[tuple[str, tuple]]:
         pattern = _GRAMMAR.get(name)
         match = re.fullmatch(pattern, value) if pattern is not None else None
         if match is None or bool(equals) != bool(pattern):
-            raise ValueError(
+            raise ConfigError(
                 f"augmentation spec {spec!r}: bad step {part!r}; steps are speed=F, tempo=F, "
                 f"pitch=SEMITONES, gain=DB, noise={'|'.join(NOISE_KINDS)}@SNR_DB, "
                 "reverb=RT60, telephone, mulaw8k, or 'none' alone"
             )
         args = tuple(g if g in NOISE_KINDS else float(g) for g in match.groups())
         if name in ("speed", "tempo", "reverb") and not args[0] > 0:
-            raise ValueError(f"augmentation spec {spec!r}: {name} must be positive")
+            raise ConfigError(f"augmentation spec {spec!r}: {name} must be positive")
         steps.append((name, args))
     return steps
 

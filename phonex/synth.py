@@ -51,7 +51,7 @@ from tqdm.auto import tqdm
 
 from phonex import augment
 from phonex.audio import resample, save_audio
-from phonex.config import DataConfig
+from phonex.config import ConfigError, DataConfig
 from phonex.corpus import (
     Interval,
     ManifestError,
@@ -358,7 +358,7 @@ def _render_all(out_dir: Path, cfg: DataConfig, sample_rate: int, workers: int) 
     grid = load_voice_grid(cfg.size, _grid_path(cfg.voice_grid))
     grid.voices = [v for v in grid.voices if v.engine in cfg.engines]
     if not grid.voices:
-        raise ValueError(f"voice grid {cfg.size!r} has no voices for engines {cfg.engines}")
+        raise ConfigError(f"voice grid {cfg.size!r} has no voices for engines {cfg.engines}")
     jobs = plan(select_names(cfg.max_names, cfg.seed), grid, cfg.augmentations_per_clip, cfg.seed)
     known = _known_checksums(out_dir / "manifest.jsonl")
     chunks = [(jobs[i : i + 16], out_dir, sample_rate, known) for i in range(0, len(jobs), 16)]

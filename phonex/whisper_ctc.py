@@ -34,6 +34,8 @@ from transformers.models.whisper.modeling_whisper import (
 )
 from transformers.utils import logging as hf_logging
 
+from phonex.audio import AudioError
+
 MODEL_TYPE = "whisper-ctc"
 
 # WhisperConfig fields that shape or regularise the encoder: what a CTC model keeps of a
@@ -288,13 +290,13 @@ class WhisperEncoderForCTC(WhisperPreTrainedModel):
         else:
             lengths = attention_mask.sum(-1).long()
         if samples > c.max_samples:
-            raise ValueError(
+            raise AudioError(
                 f"{samples / c.sampling_rate:.2f} s of input: Whisper's encoder takes at most "
                 f"{c.max_source_positions} frames ({c.max_samples / c.sampling_rate:.2f} s); "
                 "cut the clip (phonex.align.align has window_seconds for long clips)"
             )
         if int(lengths.min()) < c.n_fft:
-            raise ValueError(
+            raise AudioError(
                 f"a clip of {int(lengths.min())} samples: Whisper's front end needs at least "
                 f"{c.n_fft} ({1000 * c.n_fft / c.sampling_rate:.0f} ms)"
             )
