@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from phonex.config import PACKAGE_DATA_DIR
+from phonex.config import PACKAGE_DATA_DIR, ConfigError
 from phonex.corpus import Interval
 from phonex.espeak import (
     EspeakError,
@@ -340,7 +340,7 @@ ENGINES: dict[str, Engine] = {
 def get_engine(name: str) -> Engine:
     """The engine called ``name`` (``espeak``, ``piper``, ``flite``, ``festival``, ``gtts``)."""
     if name not in ENGINES:
-        raise KeyError(f"unknown TTS engine {name!r}; known: {sorted(ENGINES)}")
+        raise ConfigError(f"unknown TTS engine {name!r}; known: {sorted(ENGINES)}")
     return ENGINES[name]
 
 
@@ -381,7 +381,7 @@ def load_voice_grid(size: str = "quick", path: str | Path | None = None) -> Voic
     path = Path(path) if path else PACKAGE_DATA_DIR / "voices.yaml"
     spec = yaml.safe_load(path.read_text())
     if size not in spec:
-        raise KeyError(f"{path}: no voice grid {size!r}; sizes: {sorted(spec)}")
+        raise ConfigError(f"{path}: no voice grid {size!r}; sizes: {sorted(spec)}")
     voices, tests = [], []
     for engine, entry in spec[size].items():
         names = [

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from phonex import espeak, tts
+from phonex.config import ConfigError
 from phonex.phonemes import phonemize, to_string
 
 
@@ -34,7 +35,7 @@ def test_bad_voice_and_empty_text_are_clear_errors():
         tts.synthesize("aspirin", tts.Voice("espeak", "xx-nowhere"))
     with pytest.raises(ValueError, match="empty text"):
         tts.synthesize("   ", tts.Voice("espeak", "en-us"))
-    with pytest.raises(KeyError, match="unknown TTS engine 'festivalx'"):
+    with pytest.raises(ConfigError, match="unknown TTS engine 'festivalx'"):
         tts.get_engine("festivalx")
 
 
@@ -98,7 +99,7 @@ def test_voice_grid_is_data_and_checks_its_test_voices(tmp_path):
     bad.write_text("quick:\n  espeak:\n    voices: [en-us]\n    test: [en-gb]\n")
     with pytest.raises(ValueError, match=r"test voices \['en-gb'\]"):
         tts.load_voice_grid("quick", bad)
-    with pytest.raises(KeyError, match="no voice grid 'huge'"):
+    with pytest.raises(ConfigError, match="no voice grid 'huge'"):
         tts.load_voice_grid("huge", bad)
 
 
