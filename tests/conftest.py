@@ -65,3 +65,20 @@ def kill_at_first_checkpoint():
         return latest_checkpoint(run_dir)
 
     return run
+
+
+@pytest.fixture
+def assert_same_weights():
+    """Assert that two saved model folders hold bit-identical weights, tensor by tensor."""
+    import torch
+
+    from phonex.models import load_model
+
+    def check(folder_a, folder_b) -> None:
+        a = load_model(str(folder_a)).model.state_dict()
+        b = load_model(str(folder_b)).model.state_dict()
+        assert a.keys() == b.keys()
+        for name in b:
+            assert torch.equal(a[name], b[name]), name
+
+    return check

@@ -88,7 +88,7 @@ def test_non_finite_loss_skips_the_step_and_is_counted(tiny_corpus, train_config
 
 
 def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(
-    tiny_corpus, train_config, tmp_path, kill_at_first_checkpoint
+    tiny_corpus, train_config, tmp_path, kill_at_first_checkpoint, assert_same_weights
 ):
     manifest, _ = tiny_corpus
     # One thread in both processes: a float sum split over N threads rounds differently than
@@ -110,11 +110,8 @@ def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(
     assert torch.get_num_threads() == threads  # the caller's setting is given back
     # Same batches, RNG, optimizer state and summation order: the very same weights, even the
     # attention key biases, whose gradient is rounding noise that Adam scales up.
-    final = weights(run / "checkpoints" / "step-000150" / "model")
-    expected = weights(tmp_path / "reference" / "checkpoints" / "step-000150" / "model")
-    assert final.keys() == expected.keys()
-    for name in expected:
-        assert torch.equal(final[name], expected[name]), name
+    assert_same_weights(run / "checkpoints" / "step-000150" / "model",
+                        tmp_path / "reference" / "checkpoints" / "step-000150" / "model")  # fmt: skip
     assert resumed.state.best_error == reference.state.best_error
 
 
