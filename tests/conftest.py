@@ -82,3 +82,17 @@ def assert_same_weights():
             assert torch.equal(a[name], b[name]), name
 
     return check
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """An untrained tiny-test model that can spell "Novolog insulin" and "Zyrtec" (a test module
+    that needs other words defines its own)."""
+    from phonex.lexicon import pronunciations
+    from phonex.models import load_model
+    from phonex.phonemes import Vocabulary
+
+    vocab = Vocabulary.build(pronunciations(["Novolog insulin", "Zyrtec"]).values())
+    folder = tmp_path_factory.mktemp("align-model") / "tiny"
+    load_model("tiny-test", vocab).save(folder)
+    return folder

@@ -26,7 +26,6 @@ from phonex.intervals import AlignmentError, Interval, read_alignment
 from phonex.lexicon import pronunciations
 from phonex.metrics import boundary_accuracy, boundary_errors
 from phonex.models import load_model
-from phonex.phonemes import Vocabulary
 from phonex.tts import Voice, synthesize
 from phonex.viterbi import _torchaudio_forced_align, forced_align, viterbi, viterbi_batch
 
@@ -147,14 +146,6 @@ def test_boundary_accuracy_counts_onsets_and_offsets_within_tolerance():
     assert result["mean_abs_error_s"] == pytest.approx(0.02125)
     with pytest.raises(ValueError, match="different phone sequences"):
         boundary_errors(ref, hyp[:1])
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    vocab = Vocabulary.build(pronunciations(["Novolog insulin", "Zyrtec"]).values())
-    folder = tmp_path_factory.mktemp("align-model") / "tiny"
-    load_model("tiny-test", vocab).save(folder)
-    return folder
 
 
 def test_align_a_clip_gives_ordered_times_and_a_textgrid_praat_reads(model_dir, tmp_path, capsys):

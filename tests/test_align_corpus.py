@@ -20,9 +20,7 @@ from phonex.audio import load_audio
 from phonex.cli import main
 from phonex.corpus import CorpusError, utterance_from_audio, write_manifest
 from phonex.intervals import read_alignment
-from phonex.lexicon import pronunciations
 from phonex.models import load_model
-from phonex.phonemes import Vocabulary
 from phonex.tts import Voice, synthesize
 
 TEXTS = {
@@ -31,14 +29,6 @@ TEXTS = {
     "ben/three": "insulin Zyrtec",
     "ben/deep/four": "Novolog",
 }
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    vocab = Vocabulary.build(pronunciations(["Novolog insulin", "Zyrtec"]).values())
-    folder = tmp_path_factory.mktemp("corpus-model") / "tiny"
-    load_model("tiny-test", vocab).save(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")
