@@ -48,6 +48,7 @@ from phonex.model_folder import (
     read_vocab,
 )
 from phonex.phonemes import Vocabulary
+from phonex.shipped import is_shipped, load_shipped
 from phonex.whisper_ctc import WhisperCTCConfig, WhisperEncoderForCTC
 
 # Registry names for the checkpoints of the mission; any other hub id or local folder works too.
@@ -204,7 +205,8 @@ def load_model(
 
     Args:
         name: a :data:`TINY_CONFIGS` name (built from scratch, needs ``vocab``), a
-            :data:`REGISTRY` name, a hub id, or a local directory. A Whisper checkpoint
+            :data:`REGISTRY` name, a hub id, a local directory, or a shipped model
+            (``phonex-en``: :mod:`phonex.shipped`). A Whisper checkpoint
             (``whisper-tiny.en``, a Whisper folder or hub id; needs ``vocab``) gives its encoder
             with a new CTC head (:meth:`phonex.whisper_ctc.WhisperEncoderForCTC.from_whisper`).
         vocab: output tokens. ``None`` keeps the checkpoint's own head and vocabulary. A
@@ -222,6 +224,8 @@ def load_model(
             missing, not valid JSON, truncated, or a ``vocab.json`` that does not fit the CTC head
             (``<folder>/<file>: <problem>``).
     """
+    if is_shipped(name):
+        return load_shipped(name, vocab, **config_overrides)
     if name in TINY_CONFIGS:
         if vocab is None:
             raise ModelError(f"{name}: a model built from scratch needs a vocabulary")

@@ -40,7 +40,7 @@ import numpy as np
 from rapidfuzz.distance import Levenshtein
 
 from phonex.intervals import Interval, read_alignment
-from phonex.phonemes import WORD_SEP
+from phonex.phonemes import UNK, WORD_SEP
 from phonex.phonesets import arpabet_to_39, ipa_to_39
 
 if TYPE_CHECKING:
@@ -105,7 +105,10 @@ def _espeak_units(items: Sequence[Interval]) -> list[Unit]:
         if labels[k] in _SILENCES:
             out.append(Unit(SILENCE, item.start, item.end))
             continue
-        following = labels[k + 1] if k + 1 < len(labels) else ""
+        if labels[k] == UNK:  # a recogniser's unknown phone: an error, never a match
+            out.append(Unit(UNK, item.start, item.end))
+            continue
+        following = labels[k + 1] if k + 1 < len(labels) and labels[k + 1] != UNK else ""
         # the next phone decides some folds (oː before ɹ); its own part is dropped again
         phones = ipa_to_39([labels[k], following], convention="timit")
         phones = phones[: len(phones) - len(ipa_to_39([following], convention="timit"))]

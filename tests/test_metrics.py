@@ -189,3 +189,11 @@ def test_timit_error_rate_folds_merges_and_drops_silences():
     rate = timit_error_rate([reference], [hypothesis])
     assert (rate.substitutions, rate.deletions, rate.insertions) == (1, 0, 0)
     assert rate.rate == pytest.approx(1 / 5)
+
+
+def test_an_unknown_phone_from_the_recogniser_is_an_error_not_a_crash():
+    reference = ["h#", "d", "ao", "gcl", "g", "h#"]  # d aa g
+    rate = timit_error_rate([reference], [["d", "[UNK]", "ɡ"]])
+    assert (rate.substitutions, rate.deletions, rate.insertions) == (1, 0, 0)
+    rate = timit_error_rate([reference], [["d", "ɑː", "[UNK]", "ɡ"]])
+    assert (rate.substitutions, rate.deletions, rate.insertions) == (0, 0, 1)
