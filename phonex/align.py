@@ -1,7 +1,8 @@
 """Forced alignment: where each token of a known transcript sits in a clip's emissions.
 
 The best CTC path (:func:`phonex.viterbi.forced_align`) becomes token spans, then words with
-their phones in seconds, then TextGrid tiers.
+their phones in seconds (each with a confidence, :mod:`phonex.confidence`), then TextGrid tiers.
+Scoring alignments against reference times is :mod:`phonex.align_eval`.
 
 Options of :func:`align`:
 
@@ -79,12 +80,15 @@ class WordSpan:
     start: float
     end: float
     phones: list[tuple[str, float, float, float]]  # (token, start, end, score)
+    gop: tuple[float | None, ...] = ()  # per phone: phonex.confidence; () when not computed
 
     def to_json(self) -> dict:
+        gops = self.gop or (None,) * len(self.phones)
         return {
             "word": self.word, "start": round(self.start, 4), "end": round(self.end, 4),
             "phones": [{"phone": p, "start": round(s, 4), "end": round(e, 4),
-                        "score": round(c, 4)} for p, s, e, c in self.phones],
+                        "score": round(c, 4), "gop": None if g is None else round(g, 3)}
+                       for (p, s, e, c), g in zip(self.phones, gops)],
         }  # fmt: skip
 
 
@@ -316,8 +320,14 @@ def align(loaded, wave: np.ndarray, text: str, language: str | None = None,
             voices: onsets move from the CTC spike to where the phone begins.
         log_probs: the clip's ``[frames, vocab]`` emissions when a pass that also kept hidden
             states has computed them already (the model is then not run again).
+
+    Returns:
+        the words, each phone with its times, its mean frame probability (``score``) and its
+        goodness of pronunciation (``WordSpan.gop``, :mod:`phonex.confidence`: how much more
+        its own frames favour it than any other phone, in nats; None for a wildcard).
     """
     from phonex.audio import rms_db
+    from phonex.confidence import token_gops, with_gops
     from phonex.models import emissions
     from phonex.recognize import min_samples
 
@@ -351,50 +361,9 @@ def align(loaded, wave: np.ndarray, text: str, language: str | None = None,
     ids = [vocab.index.get(t, len(vocab)) for t in token_list]  # the wildcard: the extra class
     path, scores = forced_align(log_probs, ids, vocab.blank_id, backend)
     spans = token_spans(path, scores, token_list, vocab.blank_id)
+    gops = token_gops(log_probs, spans, ids, vocab.tokens)  # on the spans' own frames
     frame = loaded.model.config.inputs_to_logits_ratio / loaded.sample_rate
     if blanks == "extend":
         spans = extend_spans(spans, len(path), round(PAUSE_SECONDS / frame))
-    words = word_spans(spans, words, frame)
+    words = with_gops(word_spans(spans, words, frame), spans, gops)
     return calibration.apply(words) if calibration is not None else words
-
-
-def evaluate_alignment(loaded, rows, progress: bool = True, blanks: str = "extend",
-                       calibration=None):  # fmt: skip
-    """Align each row's reference phones and compare with its reference phone times.
-
-    Args:
-        loaded: the model.
-        rows: manifest rows with ``phones`` and an ``alignment`` file (a TextGrid with a
-            ``phones`` tier, e.g. espeak-ng's own times, or TIMIT ``.phn``).
-        blanks, calibration: see :func:`align`.
-
-    Returns:
-        one row per phone: ``id, speaker, phone, ref_start, ref_end, start, end, score,
-        onset_error, offset_error`` (seconds, absolute).
-    """
-    import pandas as pd
-    from tqdm.auto import tqdm
-
-    from phonex.audio import load_audio
-    from phonex.intervals import read_alignment
-    from phonex.metrics import phone_boundary_errors
-
-    records = []
-    for row in tqdm(rows, desc="aligning", disable=not progress):
-        words = align(loaded, load_audio(row.audio, loaded.sample_rate), row.text,
-                      tokens=row.phones, blanks=blanks, calibration=calibration)  # fmt: skip
-        aligned = [p for w in words for p in w.phones]
-        reference = [r for r in read_alignment(row.alignment)["phones"] if r.label.strip()]
-        try:
-            errors = phone_boundary_errors(
-                reference, [Interval(p, s, e) for p, s, e, _ in aligned]
-            )
-        except ValueError:
-            raise AlignmentError(f"{row.alignment}: reference phones differ from {row.phones!r}")
-        for ref, (phone, start, end, score), (onset, offset) in zip(reference, aligned, errors):
-            records.append({
-                "id": row.id, "speaker": row.speaker, "phone": phone,
-                "ref_start": ref.start, "ref_end": ref.end, "start": start, "end": end,
-                "score": score, "onset_error": onset, "offset_error": offset,
-            })  # fmt: skip
-    return pd.DataFrame.from_records(records)

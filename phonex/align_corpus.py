@@ -70,9 +70,6 @@ class AlignOptions:
     calibration: object = None
 
 
-# --- listing a corpus -----------------------------------------------------------------------
-
-
 def _transcript(audio: Path) -> tuple[str | None, str]:
     """The text of the ``.lab``/``.txt`` beside ``audio``, or None and why there is none."""
     for suffix in TRANSCRIPT_SUFFIXES:
@@ -196,17 +193,20 @@ def _unique_outputs(items: list[CorpusItem]) -> list[CorpusItem]:
 
 
 def textgrid_tiers(words: Sequence[WordSpan], duration: float) -> dict[str, list[Interval]]:
-    """:func:`phonex.align.to_tiers` with every interval ending by ``duration`` (seconds).
+    """:func:`phonex.align.to_tiers` and the phones' GOP (:func:`phonex.confidence.confidence_tier`)
+    with every interval ending by ``duration`` (seconds).
 
     A model's last frame can reach past the clip's end (Whisper counts a part-filled last hop
     as a frame: 2.7328 s of audio are 137 frames, 2.74 s), so the last phone and word end where
     the recording does.
     """
     from phonex.align import to_tiers
+    from phonex.confidence import TIER, confidence_tier
     from phonex.intervals import Interval
 
+    tiers = {**to_tiers(words), TIER: confidence_tier(words)}
     return {name: [Interval(i.label, min(i.start, duration), min(i.end, duration)) for i in tier]
-            for name, tier in to_tiers(words).items()}  # fmt: skip
+            for name, tier in tiers.items()}  # fmt: skip
 
 
 def _row(item: CorpusItem, status: str, confidence: float | None = None, words: int = 0,
@@ -240,7 +240,17 @@ def _align_one(loaded, item: CorpusItem, wave, log_probs, out: Path, options: Al
     except _caught() as err:
         return _row(item, "failed", reason=_reason(item, err))
     scores = [p[3] for w in words for p in w.phones]
-    return _row(item, "ok", round(statistics.fmean(scores), 4), len(words))
+    row = _row(item, "ok", round(statistics.fmean(scores), 4), len(words))
+    return {**row, "lowest_gop": _lowest_gop(words)}
+
+
+def _lowest_gop(words: Sequence[WordSpan]) -> dict | None:
+    """The phone with the lowest GOP (``word, phone, start, gop``), to listen to first."""
+    scored = [(g, w.word, p) for w in words for p, g in zip(w.phones, w.gop) if g is not None]
+    if not scored:
+        return None
+    gop, word, (phone, start, _, _) = min(scored, key=lambda s: s[0])
+    return {"word": word, "phone": phone, "start": round(start, 4), "gop": round(gop, 3)}
 
 
 def _reason(item: CorpusItem, err: Exception) -> str:
@@ -333,7 +343,9 @@ def align_corpus(model: LoadedModel | str | Path, corpus: str | Path, out_dir: s
         one row per utterance, in corpus order: ``id, audio, textgrid`` (relative to
         ``out_dir``), ``status`` (``ok``, ``skipped``: written by an earlier run, or
         ``failed``), ``confidence`` (mean phone probability, or None), ``words`` and
-        ``reason`` (why it failed, naming the file). Also written to ``out_dir/summary.jsonl``.
+        ``reason`` (why it failed, naming the file); an aligned row also has ``lowest_gop``,
+        its least convincing phone (:mod:`phonex.confidence`). Also written to
+        ``out_dir/summary.jsonl``.
     """
     options, out = options or AlignOptions(), Path(out_dir)
     items = corpus_items(corpus)

@@ -11,7 +11,10 @@ context and backs off from specific to general:
 3. the phone alone (unseen phones are not moved).
 
 A context needs ``min_count`` examples to be used. Onsets stay in order (at least one frame
-apart); a phone still ends where the next begins, except before a pause.
+apart); a phone still ends where the next begins, except before a pause (or at the end), where
+its CTC frames say little about where it ends: there the median offset of its end (reference
+end minus aligned end) is added, by phone (``end <phone>``), backing off to every phone before
+a pause (``end *``).
 """
 
 from __future__ import annotations
@@ -58,6 +61,11 @@ class BoundaryCalibration:
             out.append(self.offsets[usable[0]] if usable else 0.0)
         return out
 
+    def end_shift(self, phone: str) -> float:
+        """The offset to add to the end of ``phone`` before a pause."""
+        usable = [k for k in (f"end {phone}", "end *") if self.counts.get(k, 0) >= self.min_count]
+        return self.offsets[usable[0]] if usable else 0.0
+
     def apply(self, words: Sequence[WordSpan]) -> list[WordSpan]:
         """The same words with calibrated phone onsets (and the ends that follow from them)."""
         flat = [p for w in words for p in w.phones]
@@ -68,15 +76,18 @@ class BoundaryCalibration:
             floor = starts[-1] + self.frame_seconds if starts else 0.0
             starts.append(max(start + shift, floor))
         ends = []
-        for i, (_, start, end, _) in enumerate(flat):
-            contiguous = i + 1 < len(flat) and np.isclose(end, flat[i + 1][1])
-            ends.append(starts[i + 1] if contiguous else max(end, starts[i] + self.frame_seconds))
+        for i, (phone, _, end, _) in enumerate(flat):
+            if i + 1 < len(flat) and np.isclose(end, flat[i + 1][1]):  # contiguous
+                ends.append(starts[i + 1])
+                continue
+            end = max(end + self.end_shift(phone), starts[i] + self.frame_seconds)
+            ends.append(min(end, starts[i + 1]) if i + 1 < len(flat) else end)
         out, i = [], 0
         for w in words:
             phones = [
                 (p, starts[i + k], ends[i + k], c) for k, (p, _, _, c) in enumerate(w.phones)
             ]
-            out.append(WordSpan(w.word, phones[0][1], phones[-1][2], phones))
+            out.append(WordSpan(w.word, phones[0][1], phones[-1][2], phones, w.gop))
             i += len(phones)
         return out
 
@@ -102,24 +113,40 @@ def fit_calibration(phones: pd.DataFrame, frame_seconds: float = 0.02,
     """Learn onset offsets from aligned phones with reference times.
 
     Args:
-        phones: :func:`phonex.align.evaluate_alignment` of clips from the *training* voices (one
-            row per phone: ``id, phone, ref_start, start``, in clip order).
+        phones: aligned phones with reference onsets, one row per phone, in clip order
+            (``id, speaker, phone, ref_start, start``): :func:`phonex.align_eval.evaluate_alignment`
+            of clips from the *training* voices, or
+            :func:`phonex.align_eval.timit_phone_table`, where ``ref_start`` is NaN for a phone
+            the hand labels do not confirm (it still gives its neighbours their context).
         frame_seconds: the model's frame shift (the smallest phone kept after calibration).
         min_count: examples a context needs before it is used.
     """
-    if phones.empty:
-        raise ValueError("no aligned phones to fit a boundary calibration on")
+    paired = phones[np.isfinite(phones.ref_start.astype(float))] if not phones.empty else phones
+    if paired.empty:
+        raise ValueError("no aligned phones with reference times to fit a boundary calibration on")
     offsets = defaultdict(list)
     for _, clip in phones.groupby("id", sort=False):
-        errors = (clip.ref_start - clip.start).to_numpy()
+        errors = (clip.ref_start.astype(float) - clip.start).to_numpy()
         for keys, error in zip(contexts(clip.phone.tolist()), errors):
-            for key in keys:
+            for key in keys if np.isfinite(error) else ():  # unpaired: context for others only
                 offsets[key].append(error)
+        if "ref_end" in clip:
+            _end_offsets(clip, offsets)
     return BoundaryCalibration(
         offsets={k: float(np.median(v)) for k, v in offsets.items()},
         counts={k: len(v) for k, v in offsets.items()},
         frame_seconds=frame_seconds,
         min_count=min_count,
-        meta={"clips": int(phones.id.nunique()), "phones": len(phones),
-              "speakers": sorted(phones.speaker.unique().tolist())},
+        meta={"clips": int(paired.id.nunique()), "phones": len(paired),
+              "speakers": sorted(paired.speaker.unique().tolist())},
     )  # fmt: skip
+
+
+def _end_offsets(clip: pd.DataFrame, offsets: dict[str, list[float]]) -> None:
+    """Add the end errors of a clip's phones before a pause, or last (``end`` keys)."""
+    ends, following = clip.end.to_numpy(float), clip.start.shift(-1).to_numpy(float)
+    errors = clip.ref_end.to_numpy(float) - ends
+    for phone, error, end, after in zip(clip.phone, errors, ends, following):
+        if np.isfinite(error) and not np.isclose(end, after):
+            offsets[f"end {phone}"].append(error)
+            offsets["end *"].append(error)

@@ -83,6 +83,12 @@ def test_a_folder_gives_one_textgrid_per_clip_in_its_tree_as_clip_by_clip(
         scores = [p[3] for w in words for p in w.phones]
         assert row["confidence"] == pytest.approx(np.mean(scores), abs=1e-3)
         assert row["words"] == len(TEXTS[row["id"]].split())
+        gops = [g for w in words for g in w.gop]  # each phone's, in a tier beside the phones
+        grid = read_alignment(out / row["textgrid"])
+        assert [float(i.label) for i in grid["confidence"]] == pytest.approx(gops, abs=0.006)
+        assert [(i.start, i.end) for i in grid["confidence"]] == [
+            (i.start, i.end) for i in grid["phones"]]  # fmt: skip
+        assert row["lowest_gop"]["gop"] == pytest.approx(min(gops), abs=1e-3)
 
 
 def test_kaldi_folder_and_manifest_give_the_folders_alignments(model_dir, clips, tmp_path):

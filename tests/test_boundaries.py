@@ -59,9 +59,10 @@ def test_apply_moves_onsets_in_order_and_ends_follow_except_before_a_pause():
     ]
     (ab, c) = calibration.apply(words)
     a, b = ab.phones
-    assert a[1] == pytest.approx(0.04) and a[2] == pytest.approx(0.20) and b[1:3] == (0.20, 0.30)
+    assert a[1] == pytest.approx(0.04) and a[2] == pytest.approx(0.20) and b[1] == 0.20
     assert c.phones[0][1] == pytest.approx(0.22)  # 0.6 - 0.5, kept a frame after b's onset
-    assert c.phones[0][2] == 0.70 and (ab.start, ab.end) == (pytest.approx(0.04), 0.30)
+    assert b[2] == pytest.approx(0.22)  # b, before the pause, ends by c's new onset
+    assert c.phones[0][2] == 0.70 and (ab.start, ab.end) == pytest.approx((0.04, 0.22))
     assert [p[3] for p in ab.phones] == [0.9, 0.8]  # scores kept
 
 
@@ -103,3 +104,29 @@ def test_align_and_the_command_line_apply_a_calibration(tmp_path, capsys):
         main([*args, "--calibration", str(tmp_path / "missing.json")])
     assert refused.value.code == 2
     assert "missing.json" in capsys.readouterr().err
+
+
+def test_ends_before_a_pause_learn_their_own_offset_and_unpaired_phones_give_context_only():
+    # each clip "a b", a pause, "c": b and c end 30 ms before the reference; the middle phone
+    # of the second clip type is unconfirmed by the reference (NaN) and is not fitted
+    rows = []
+    for i in range(3):
+        for phone, ref, start, ref_end, end in (("a", 0.10, 0.12, 0.20, 0.22),
+                                                 ("b", 0.20, 0.22, 0.27, 0.30),
+                                                 ("c", 0.50, 0.52, 0.57, 0.60)):  # fmt: skip
+            rows.append({"id": f"c{i}", "speaker": "v", "phone": phone, "ref_start": ref,
+                         "start": start, "ref_end": ref_end, "end": end})  # fmt: skip
+    rows.append({"id": "u", "speaker": "w", "phone": "a", "ref_start": float("nan"),
+                 "start": 0.1, "ref_end": float("nan"), "end": 0.2})  # fmt: skip
+    calibration = fit_calibration(pd.DataFrame(rows), min_count=3)
+    assert calibration.end_shift("b") == pytest.approx(-0.03)
+    assert calibration.end_shift("a") == pytest.approx(-0.03)  # never before a pause: "end *"
+    assert calibration.counts["* a *"] == 3 and calibration.meta["speakers"] == ["v"]
+    words = [WordSpan("ab", 0.12, 0.30, [("a", 0.12, 0.22, 0.9), ("b", 0.22, 0.30, 0.8)],
+                      (1.5, -0.5)),
+             WordSpan("c", 0.52, 0.60, [("c", 0.52, 0.60, 0.7)], (2.0,))]  # fmt: skip
+    ab, c = calibration.apply(words)
+    assert [p[1:3] for p in ab.phones] == [pytest.approx((0.10, 0.20)),
+                                           pytest.approx((0.20, 0.27))]  # fmt: skip
+    assert c.phones[0][1:3] == pytest.approx((0.50, 0.57))
+    assert (ab.gop, c.gop) == ((1.5, -0.5), (2.0,))  # confidence kept
