@@ -312,6 +312,8 @@ class ProbeResults:
     table: pd.DataFrame  # layer, task, accuracy, ci_low, ci_high, majority, selectivity...
     truth: np.ndarray  # test phone per labelled frame
     predictions: dict[int, np.ndarray]  # layer -> predicted phone per labelled frame
+    hits: dict[tuple[int, str], np.ndarray]  # (layer, task) -> right or wrong per labelled frame
+    clips: np.ndarray  # the clip of each labelled test frame (pools folds, resamples clips)
 
     @property
     def best_layer(self) -> int:
@@ -353,7 +355,7 @@ def probe_layers(
                     np.array([control[c] for c in test_labels.contexts[keep_test]])),
     }  # fmt: skip
     clips = test_labels.clips[keep_test]
-    rows, predictions = [], {}
+    rows, predictions, hits = [], {}, {}
     layers = range(len(train.layers)) if layers is None else layers
     for layer in tqdm(layers, desc="probing layers", disable=not progress):
         x_train = torch.from_numpy(np.asarray(train.layers[layer][keep_train], np.float32))
@@ -364,6 +366,7 @@ def probe_layers(
             with torch.no_grad():
                 predicted = np.array(classes, dtype=object)[probe(x_test).argmax(1).numpy()]
             correct = predicted == y_test
+            hits[(layer, task)] = correct
             low, high = bootstrap_ci(correct, clips, seed=seed)
             values, counts = np.unique(y_train, return_counts=True)
             majority = float(np.mean(y_test == values[counts.argmax()]))
@@ -376,15 +379,18 @@ def probe_layers(
     phone = table[table.task == "phone"].set_index("layer").accuracy
     control_accuracy = table[table.task == "control"].set_index("layer").accuracy
     table["selectivity"] = table.layer.map(phone - control_accuracy)
-    return ProbeResults(table, truth, predictions)
+    return ProbeResults(table, truth, predictions, hits, clips)
 
 
 def accuracy_by_class(results: ProbeResults, layer: int) -> pd.DataFrame:
-    """Phone accuracy at one layer per broad class (vowel, stop, fricative, nasal, ...)."""
-    from phonex.phonesets import broad_class
+    """Phone accuracy at one layer per broad class (vowel, stop, fricative, nasal, ...), of
+    espeak-ng phones or TIMIT-39 labels."""
+    from phonex.phonesets import PHONE_CLASSES, broad_class
 
     frame = pd.DataFrame(
         {"phone": results.truth, "correct": results.predictions[layer] == results.truth}
     )
-    frame["class"] = frame.phone.map(lambda phone: broad_class(phone, unknown="other"))
+    frame["class"] = frame.phone.map(
+        lambda phone: PHONE_CLASSES.get(phone) or broad_class(phone, unknown="other")
+    )
     return frame.groupby("class").agg(frames=("correct", "size"), accuracy=("correct", "mean"))
