@@ -129,16 +129,18 @@ def split_for_engines(rows: Sequence[Utterance], train_engines: Sequence[str], d
 
 
 def train_on_engines(rows: Sequence[Utterance], train_engines: Sequence[str], run_dir: str | Path,
-                     cfg, progress: bool = True) -> Path:  # fmt: skip
+                     cfg, progress: bool = True,
+                     cache_root: str | Path | None = None) -> Path:  # fmt: skip
     """Train ``cfg`` (its ``model.name``: from scratch, or a model to fine-tune) on the clips of
-    ``train_engines``; returns the best model's directory (a finished run is reused)."""
+    ``train_engines``; returns the best model's directory (a finished run is reused).
+    ``cache_root``: the ``model.feature_cache`` folder (``None``: data/interim/features)."""
     from phonex.corpus import write_manifest
     from phonex.train import train
 
     run_dir = Path(run_dir)
     manifest = write_manifest(split_for_engines(rows, train_engines, seed=cfg.train.seed),
                               run_dir / "manifest.jsonl")  # fmt: skip
-    return train(cfg, [manifest], run_dir, progress=progress).best_dir
+    return train(cfg, [manifest], run_dir, progress=progress, cache_root=cache_root).best_dir
 
 
 def usable_engines(
@@ -270,6 +272,7 @@ def unheard_engine_table(
     cfg: Config,
     heard: Sequence[str] = (),
     progress: bool = True,
+    cache_root: str | Path | None = None,
 ) -> pd.DataFrame:
     """Recognition of the engines each configuration did not train on.
 
@@ -281,6 +284,7 @@ def unheard_engine_table(
         cfg: :func:`engine_training_config`.
         heard: engines ``cfg.model.name`` has already heard: a configuration of only these
             uses that model as it is, untrained.
+        cache_root: the ``model.feature_cache`` folder of the runs (``None``: the default).
 
     Returns:
         :func:`summarize` by ``engine`` of every configuration, with ``trained_on`` (its label);
@@ -294,7 +298,7 @@ def unheard_engine_table(
             best = Path(cfg.model.name)
         else:
             run_dir = Path(runs_dir) / label.replace(" ", "_")
-            best = train_on_engines(rows, train_engines, run_dir, cfg, progress)
+            best = train_on_engines(rows, train_engines, run_dir, cfg, progress, cache_root)
         test = [r for r in rows if r.engine not in train_engines]
         found = evaluate_recognition(Recognizer(best, words), test, progress=False)
         tables.append(summarize(found, test, ["engine"]).assign(trained_on=label))

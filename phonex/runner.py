@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import platform
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 from phonex.config import DATA_DIR, PROJ_ROOT, SHARED_DATA_DIR
@@ -35,20 +38,21 @@ def run_notebooks(
         quick: the notebooks' ``QUICK`` parameter (small data, CPU, minutes).
         out_dir: where executed copies go (default ``data/executed``; never the sources).
         parameters: further papermill parameters for every notebook.
-        cell_timeout: seconds any one cell may take (notebook 03's training cell takes about
-            eight minutes on 2 free cores, more on a busy machine).
+        cell_timeout: seconds any one cell may take (a full-mode training cell takes hours).
 
     Returns:
-        Paths of the executed notebooks.
+        Paths of the executed notebooks. Each notebook's wall time is printed as it finishes,
+        and all of them (with the total) are written to ``out_dir/timings.json``.
     """
     import papermill
 
     out_dir = Path(out_dir) if out_dir else DATA_DIR / "executed"
     out_dir.mkdir(parents=True, exist_ok=True)
-    done = []
+    done, seconds = [], {}
     for path in notebook_paths(names):
         target = out_dir / path.name
         print(f"running {path.name} (quick={quick}) -> {target}", flush=True)
+        start = time.perf_counter()
         papermill.execute_notebook(
             str(path),
             str(target),
@@ -58,15 +62,20 @@ def run_notebooks(
             progress_bar=False,
             execution_timeout=cell_timeout,
         )
+        seconds[path.name] = round(time.perf_counter() - start, 1)
+        print(f"done {path.name} in {seconds[path.name]:.0f} s", flush=True)
         done.append(target)
+    total = sum(seconds.values())
+    print(f"{len(done)} notebook(s) in {total:.0f} s ({total / 60:.1f} min)", flush=True)
+    record = {"quick": quick, "seconds": seconds, "total_s": round(total, 1),
+              "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}  # fmt: skip
+    (out_dir / "timings.json").write_text(json.dumps(record, indent=1) + "\n")
     return done
 
 
 def printed_text(executed: str | Path) -> str:
     """Everything an executed notebook's cells printed (stdout), in order: the lines a reader
     sees, for checks on what a run computed and said it skipped."""
-    import json
-
     cells = json.loads(Path(executed).read_text())["cells"]
     return "".join(
         "".join(out.get("text", ""))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from phonex.english_phones import english_vocabulary
 from phonex.lexicon import load_drugs, pronunciations
 from phonex.models import load_model
 from phonex.phonemes import Vocabulary
@@ -31,39 +32,44 @@ def _parameters(number: str, tmp_path: Path, tiny_corpus, tiny_whisper_config) -
         load_model("tiny-test", vocab).save(tmp_path / "model")
     if number == "01":
         params.update(CORPUS_DIR=str(tmp_path / "corpus"), MAX_NAMES=4)
-    if number == "03":  # a short run on 4 names, away from models/drugs-tiny
-        params.update(CORPUS_DIR=str(tmp_path / "corpus"), RUN_DIR=str(tmp_path / "run"),
-                      MAX_NAMES=4, MAX_STEPS=20, MAX_DEV_PER=10.0)  # fmt: skip
+    if number == "03":  # a tiny Whisper CTC model from scratch, no real speech, 3 steps a run
+        params.update(ENCODERS=["whisper-tiny-test"], CORPUS_DIR=corpus, STEPS=3, ALL_STEPS=2,
+                      TRAIN_CLIPS=16, DEV_CLIPS=6, CONTROL_CLIPS=6, BASELINE_STEPS=0, SHIPPED="",
+                      REAL_MANIFEST=str(tmp_path / "no-shared-data" / "manifest.jsonl"),
+                      SHARED_DIR=str(tmp_path / "no-shared-data"),
+                      RUNS_DIR=str(tmp_path / "runs"))  # fmt: skip
     if number == "04":
         params.update(MODEL=str(tmp_path / "model"), CORPUS_DIR=corpus, MAX_CLIPS=8, SNRS=[10],
                       PIPER_NAMES=2, PIPER_CORPUS_DIR=str(tmp_path / "piper"),
                       FSDD_CLIPS=20)  # fmt: skip
-    if number == "05":
+    if number == "05":  # the synthetic control only (TIMIT_DIR names a missing folder)
         params.update(MODEL=str(tmp_path / "model"), CORPUS_DIR=corpus, MAX_CLIPS=8,
-                      TEXTGRID_DIR=str(tmp_path / "textgrids"))  # fmt: skip
+                      TEXTGRID_DIR=str(tmp_path / "textgrids"), FRAME_STEPS=3,
+                      TIMIT_DIR=str(tmp_path / "no-shared-data"))  # fmt: skip
     if number == "06":
         load_model("tiny-test", Vocabulary.build(r.phones for r in tiny_corpus[1])).save(
             tmp_path / "model"
         )
         params.update(MODEL=str(tmp_path / "model"), CORPUS_DIR=corpus,
                       TRAIN_CLIPS=12, TEST_CLIPS=6, MAX_ITER=10,
+                      SHARED_DIR=str(tmp_path / "no-shared-data"),
                       CACHE_DIR=str(tmp_path / "hidden-states"))  # fmt: skip
-    if number == "07":  # 3 names from every installed engine, no noise
-        params.update(MODEL=str(tmp_path / "model"), CORPUS_DIR=str(tmp_path / "engines"),
+    if number == "07":  # 3 names from every installed engine, no noise; a Whisper CTC model
+        # (fine-tuned from the frozen-feature cache, as phonex-en is)
+        load_model("whisper-tiny-test", vocab).save(tmp_path / "whisper-model")
+        params.update(MODEL=str(tmp_path / "whisper-model"), CACHE_DIR=str(tmp_path / "features"),
+                      CORPUS_DIR=str(tmp_path / "engines"),
                       VOCODED_DIR=str(tmp_path / "vocoded"), RUNS_DIR=str(tmp_path / "runs"),
                       MAX_NAMES=3, DESCRIBE_NAMES=2, SNRS=[None], GRIFFIN_LIM_ITERATIONS=4,
                       TRAIN_STEPS=3, ACOUSTIC_STEPS=3, DRUG_CORPUS_DIR=corpus)  # fmt: skip
-    if number == "08":  # a tiny Whisper folder instead of converting tiny.en; no shared data
+    if number == "08":  # tiny Whisper folders instead of tiny.en and base; no shared data
         from transformers import WhisperForConditionalGeneration
 
         WhisperForConditionalGeneration(tiny_whisper_config).save_pretrained(tmp_path / "whisper")
-        params.update(MODEL_DIR=str(tmp_path / "model"), WHISPER=str(tmp_path / "whisper"),
-                      CORPUS_DIR=corpus, RUN_DIR=str(tmp_path / "run"),
-                      CACHE_DIR=str(tmp_path / "hidden-states"),
-                      SHARED_DIR=str(tmp_path / "no-shared-data"),
-                      ENGINES_CORPUS_DIR=corpus,  # espeak-ng only: no other engine
-                      TRAIN_STEPS=3, TRAIN_CLIPS=16, DEV_CLIPS=4, EVAL_CLIPS=6,
-                      PROBE_CLIPS=8, MAX_ITER=5)  # fmt: skip
+        load_model("whisper-tiny-test", english_vocabulary()).save(tmp_path / "model")
+        params.update(MODEL=str(tmp_path / "model"), ENCODERS=str(tmp_path / "whisper"),
+                      CORPUS_DIR=corpus, CACHE_DIR=str(tmp_path / "hidden-states"),
+                      SHARED_DIR=str(tmp_path / "no-shared-data"), MAX_ITER=5)  # fmt: skip
     return params
 
 
@@ -91,9 +97,25 @@ def test_notebook_runs_headless_in_quick_mode(path, tmp_path, tiny_corpus, tiny_
         assert clips == 4 * len(load_voice_grid("quick").voices) * 2
     if number == "02":  # the noise is scaled to the clip's power: the SNR asked for is the SNR
         assert _number(r"measured SNR within ([\d.]+) dB", printed) < 0.1
+    if number == "03":  # N blocks trained: more parameters as N grows, the cache for N >= 0
+        assert "SKIPPING real speech" in printed
+        trained = re.findall(
+            r"whisper-tiny-test (N=\d|all)[^:]*: ([\d,]+) of ([\d,]+) parameters", printed
+        )
+        assert [t[0] for t in trained] == ["N=0", "N=1", "N=2", "all"]
+        counts = [int(t[1].replace(",", "")) for t in trained]
+        total = int(trained[0][2].replace(",", ""))
+        assert counts[0] < counts[1] < counts[2] <= counts[3] <= total
+        assert printed.count("cache ") >= 3 and "no cache (every block trains)" in printed
+        assert {"03-freezing.png", "03-learning-curves.png"} <= written
+    if number == "05":
+        assert "TIMIT skipped" in printed and "05-boundary-errors.png" in written
+    if number == "06":
+        assert "06-layer-curves-synthetic.png" in written
     if number == "08":  # SHARED_DIR names a folder that does not exist
-        assert "SKIPPING speechocean762" in printed and "SKIPPING LJ Speech" in printed
-        assert "08-per.png" in written and "08-layer-curves-synthetic.png" in written
+        assert "SKIPPING the TIMIT probes" in printed
+        assert "SKIPPING the speechocean762 probes" in printed
+        assert "08-window-parity.png" in written
 
 
 @pytest.fixture
