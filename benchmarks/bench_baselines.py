@@ -1,24 +1,29 @@
 """Peer baselines side by side: phonex against Whisper, hama and pocketsphinx, same clips, same run.
 
 The systems (``benchmarks/baselines``, ``pip install -c constraints.txt -e ".[baselines]"``):
-phonex's recipe model (``phonex-tiny``) and its fine-tuned Whisper encoder (``phonex-whisper-ctc``,
-notebook 08); Whisper tiny.en through faster-whisper (transcript, then fuzzy match); hama's IPA
-phone recogniser; pocketsphinx with its en-us models. A system that is not installed is recorded
-as absent.
+phonex's real-speech model (``phonex-en``), its recipe model (``phonex-tiny``) and its
+fine-tuned Whisper encoder (``phonex-whisper-ctc``, notebook 08); Whisper tiny.en through
+faster-whisper (transcript, then fuzzy match); hama's IPA phone recogniser; pocketsphinx with its
+en-us models. A system that is not installed is recorded as absent.
 
 Rows (every phone scored in TIMIT-39, :mod:`phonex.phonesets`):
 
 - drug names, top-1 and top-5 over the whole lexicon (565 names): espeak-ng's 2 held-out voices
-  (``--clips`` sampled from the quick corpus's test split) and 8 voices of 3 engines phonex never
-  heard (piper, flite, festival; notebook 07's corpus, ``--clips`` sampled); clean and with pink
-  noise at 10 dB;
-- PER on real speech: speechocean762's held-out speakers (when ../shared/data has it);
-- closed-vocabulary real words: FSDD digits, top-1 over the 10 digit words (when present);
+  (``--clips`` sampled from the quick corpus's test split) and, one row each, the engines phonex
+  never heard (piper, flite, festival: ``--clips`` seeded names, the engine's voices in turn,
+  the clips ``bench_realspeech.py`` scores); clean and with pink noise at 10 dB;
+- PER on real speech: timit-sample-dev against its hand labels (TIMIT-39 protocol, silences
+  dropped, :func:`phonex.metrics.timit_error_rate`; all 80 unless ``--clips`` is smaller) and
+  speechocean762's held-out speakers against espeak-ng's (en-us) phones of the prompt (when
+  ../shared/data has them);
+- closed-vocabulary real words: FSDD digits of the speaker phonex-en never heard (the test split
+  of :func:`phonex.realspeech.corpus_rows`), top-1 over the 10 digit words (when present);
 - phone boundaries within 20 ms: against espeak-ng's true phone times (held-out voices; onsets
   and offsets of matched phones) and the speechbrain samples' reference phone ends (offsets);
 - seconds per clip of every system in every row (one warm-up call first, not timed).
 
-    python benchmarks/bench_baselines.py [--clips 100] [--systems phonex-tiny hama ...]
+    python benchmarks/bench_baselines.py [--clips 100] [--systems phonex-en hama ...]
+        [--tasks timit fsdd ...] [--out baselines]
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -33,24 +39,30 @@ import numpy as np
 import pandas as pd
 from baselines import SAMPLE_RATE, SYSTEMS, load_systems
 from bench_alignment import reference_phones
+from bench_realspeech import UNHEARD_ENGINES, engine_rows, held_out, timit_rows
 from common import RESULTS_DIR, record, sample
 from tqdm.auto import tqdm
 
 from phonex.audio import load_audio
-from phonex.config import PROCESSED_DIR, SHARED_DATA_DIR, DataConfig
+from phonex.config import PROCESSED_DIR, SHARED_DATA_DIR
 from phonex.corpus import read_manifest
 from phonex.intervals import read_alignment
 from phonex.lexicon import load_drugs
-from phonex.metrics import boundary_accuracy, error_rate, matched_boundary_errors, rank_of
-from phonex.phonesets import ipa_to_39
+from phonex.metrics import (
+    boundary_accuracy,
+    error_rate,
+    matched_boundary_errors,
+    rank_of,
+    timit_error_rate,
+)
+from phonex.phonesets import UnknownPhoneError, ipa_to_39
 from phonex.plots import plot_baselines
-from phonex.readers import DIGIT_WORDS, read_fsdd, speechocean_manifest
+from phonex.readers import DIGIT_WORDS
 from phonex.recognize import noisy
-from phonex.synth import build_corpus
-from phonex.tts import ENGINES, get_engine
 
 PACKAGES = {"whisper": "faster-whisper", "hama": "hama", "pocketsphinx": "pocketsphinx"}
-ENGINE_NAMES = 30  # notebook 07's quick corpus: data/processed/tts-engines-30
+TASKS = ("espeak", "unheard", "fsdd", "speechocean", "timit", "boundaries")
+TRAINING_MANIFEST = PROCESSED_DIR / "realspeech" / "manifest-en-us.jsonl"  # phonex-en's
 
 
 def run_timed(call, items, desc: str) -> tuple[list, float]:
@@ -93,6 +105,36 @@ def per_row(systems, task: str, rows) -> dict:
         phones, seconds[name] = run_timed(system.transcribe, waves, f"{name}: {task}")
         values[name] = error_rate(references, [" ".join(p) for p in phones]).rate
     return _row(task, "PER", values, seconds, len(rows), higher_is_better=False)
+
+
+def timit_row(systems, task: str, rows) -> dict:
+    """PER on timit-sample-dev's hand labels: each system's phones in its own label set through
+    TIMIT's protocol (:func:`phonex.metrics.timit_error_rate`)."""
+    waves = [load_audio(r.audio, SAMPLE_RATE) for r, _ in rows]
+    values, seconds = {}, {}
+    for name, system in systems.items():
+        heard, seconds[name] = run_timed(system.raw_phones, waves, f"{name}: {task}")
+        labels = {label_set for _, label_set in heard}
+        if len(labels) != 1:
+            raise ValueError(f"{name}: phones in several label sets {sorted(labels)}")
+        label_set = labels.pop()
+        hyps = [_protocol_known(p, label_set) for p, _ in heard]
+        values[name] = timit_error_rate([ref for _, ref in rows], hyps, label_set).rate
+    return _row(task, "PER", values, seconds, len(rows), higher_is_better=False)
+
+
+def _protocol_known(phones: list[str], label_set: str) -> list[str]:
+    """``phones`` without those TIMIT's protocol cannot fold (a few of hama's IPA symbols)."""
+    if label_set != "espeak":
+        return phones
+    kept = []
+    for phone in phones:
+        try:
+            ipa_to_39([phone], convention="timit")
+        except UnknownPhoneError:
+            continue
+        kept.append(phone)
+    return kept
 
 
 def boundary_row(systems, task: str, clips: list, reference_labels: str, offsets_only=False):
@@ -185,12 +227,71 @@ def versions(names) -> dict:
     return out
 
 
+def real_speech_rows(systems, tasks, pick, skipped: dict) -> list[dict]:
+    """FSDD, speechocean762 and TIMIT rows, on speakers phonex-en never trained on; the
+    speechbrain samples' phone ends."""
+    rows = []
+    for corpus, task in (("fsdd", "fsdd"), ("speechocean762-train", "speechocean")):
+        if task not in tasks:
+            continue
+        if not (SHARED_DATA_DIR / corpus).is_dir():
+            skipped[corpus] = f"{SHARED_DATA_DIR / corpus} not found"
+            continue
+        test = pick(held_out(corpus, "en-us", TRAINING_MANIFEST, 0)[0])
+        if task == "fsdd":  # top-1 only: top-5 of 10 words says little
+            rows.append(recognition_rows(systems, "spoken digits, FSDD held-out speaker "
+                                         "(real speech)", test, list(DIGIT_WORDS))[0])  # fmt: skip
+        else:
+            rows.append(per_row(systems, "phones, speechocean762 held-out speakers "
+                                "(real speech)", test))  # fmt: skip
+    if "timit" in tasks:
+        if (SHARED_DATA_DIR / "timit-sample-dev").is_dir():
+            rows.append(timit_row(systems, "phones, timit-sample-dev (real speech, hand labels)",
+                                  pick(timit_rows())))  # fmt: skip
+        else:
+            skipped["timit"] = f"{SHARED_DATA_DIR / 'timit-sample-dev'} not found"
+    speechbrain = speechbrain_clips(SHARED_DATA_DIR / "speechbrain-samples")
+    if "boundaries" in tasks and speechbrain is None:
+        skipped["speechbrain-samples"] = "../shared/data/speechbrain-samples not found"
+    elif "boundaries" in tasks:
+        rows.append(boundary_row(systems, "phone ends, speechbrain samples (real speech)",
+                                 speechbrain, "timit", offsets_only=True))  # fmt: skip
+    return rows
+
+
+def synthetic_rows(systems, tasks, pick, args, skipped: dict) -> list[dict]:
+    """Drug names on held-out espeak-ng voices and on each unheard engine; espeak-ng
+    boundaries."""
+    drugs = [d.name for d in load_drugs()]
+    held_out_voices = [r for r in read_manifest(PROCESSED_DIR / "drugs-quick" / "manifest.jsonl")
+                       if r.split == "test" and r.augmentation == "none"]  # fmt: skip
+    rows = []
+    if "espeak" in tasks:
+        rows += recognition_rows(systems, "drug names, espeak-ng held-out voices",
+                                 pick(held_out_voices), drugs, (None, 10))  # fmt: skip
+    for engine in UNHEARD_ENGINES if "unheard" in tasks else ():
+        clips, why = engine_rows(engine, args.clips)
+        if why:
+            skipped[f"unheard engine {engine}"] = why
+            continue
+        rows += recognition_rows(systems, f"drug names, unheard engine {engine}", clips, drugs,
+                                 (None, 10))  # fmt: skip
+    if "boundaries" in tasks:
+        rows.append(boundary_row(systems, "phone boundaries, espeak-ng held-out voices",
+                                 espeak_clips(pick(held_out_voices, args.align_clips)),
+                                 "espeak"))  # fmt: skip
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=100, help="clips per drug-name set and "
-                        "noise condition, and FSDD / speechocean762 clips")  # fmt: skip
+                        "noise condition, and FSDD / speechocean762 / TIMIT clips")  # fmt: skip
     parser.add_argument("--align-clips", type=int, default=60)
     parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=list(SYSTEMS))
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
+    parser.add_argument("--out", default="baselines", help="results/<out>.{json,md,png}: a "
+                        "run of some tasks only can keep the full table")  # fmt: skip
     args = parser.parse_args()
     systems, absent = load_systems(args.systems)
 
@@ -198,67 +299,19 @@ def main() -> None:
         return sample(rows, n, np.random.default_rng(0))
 
     names = list(systems)
-    drugs = [d.name for d in load_drugs()]
-
-    held_out = [r for r in read_manifest(PROCESSED_DIR / "drugs-quick" / "manifest.jsonl")
-                if r.split == "test" and r.augmentation == "none"]  # fmt: skip
-    # notebook 07's corpus (the same config, so either one builds it for the other)
-    engines = [e for e in ENGINES if get_engine(e).available()[0]]
-    engine_config = DataConfig(size="engines", max_names=ENGINE_NAMES, engines=engines,
-                               augmentations_per_clip=0)  # fmt: skip
-    engine_rows = read_manifest(build_corpus(PROCESSED_DIR / f"tts-engines-{ENGINE_NAMES}",
-                                             engine_config))  # fmt: skip
-    unheard = [r for r in engine_rows if r.engine != "espeak"]
-    rows = []
-    rows += recognition_rows(systems, "drug names, espeak-ng held-out voices",
-                             pick(held_out), drugs, (None, 10))  # fmt: skip
-    skipped = {}
-    if unheard:
-        task = (
-            f"drug names, unheard engines ({', '.join(dict.fromkeys(r.engine for r in unheard))})"
-        )
-        rows += recognition_rows(systems, task, pick(unheard), drugs, (None, 10))
-    else:
-        skipped["unheard engines"] = "no TTS engine but espeak-ng is installed"
-    fsdd = SHARED_DATA_DIR / "fsdd"
-    if fsdd.is_dir():
-        digits = recognition_rows(
-            systems,
-            "spoken digits, FSDD (real speech)",
-            pick(read_fsdd(fsdd)),
-            list(DIGIT_WORDS),
-        )
-        rows.append(digits[0])  # top-1 only: top-5 of 10 words says little
-    else:
-        skipped["fsdd"] = f"{fsdd} not found"
-    speechocean = SHARED_DATA_DIR / "speechocean762-train"
-    if speechocean.is_dir():
-        manifest = PROCESSED_DIR / "speechocean762" / "manifest.jsonl"
-        if not manifest.is_file():
-            speechocean_manifest(speechocean, manifest)
-        test = [r for r in read_manifest(manifest) if r.split == "test"]
-        rows.append(per_row(systems, "phones, speechocean762 held-out speakers (real speech)",
-                            pick(test)))  # fmt: skip
-    else:
-        skipped["speechocean762"] = f"{speechocean} not found"
-    rows.append(boundary_row(systems, "phone boundaries, espeak-ng held-out voices",
-                             espeak_clips(pick(held_out, args.align_clips)), "espeak"))  # fmt: skip
-    speechbrain = speechbrain_clips(SHARED_DATA_DIR / "speechbrain-samples")
-    if speechbrain is None:
-        skipped["speechbrain-samples"] = "../shared/data/speechbrain-samples not found"
-    else:
-        rows.append(boundary_row(systems, "phone ends, speechbrain samples (real speech)",
-                                 speechbrain, "timit", offsets_only=True))  # fmt: skip
+    skipped: dict[str, str] = {}
+    rows = synthetic_rows(systems, args.tasks, pick, args, skipped)
+    rows += real_speech_rows(systems, args.tasks, pick, skipped)
     for row in rows:
         row["phonex_lead"] = best_phonex_lead(row)
 
     table = markdown_table(rows, names)
-    command = "python benchmarks/bench_baselines.py"
-    (RESULTS_DIR / "baselines.md").write_text(f"`{command}`\n\n{table}")
+    command = "python benchmarks/bench_baselines.py " + " ".join(sys.argv[1:])
+    (RESULTS_DIR / f"{args.out}.md").write_text(f"`{command.strip()}`\n\n{table}")
     figure = plot_baselines(pd.DataFrame(rows))
-    figure.savefig(RESULTS_DIR / "baselines.png", dpi=110, bbox_inches="tight")
-    record("baselines", {
-        "command": command,
+    figure.savefig(RESULTS_DIR / f"{args.out}.png", dpi=110, bbox_inches="tight")
+    record(args.out, {
+        "command": command.strip(),
         "systems": names,
         "absent": absent,
         "versions": versions(names),

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from phonex.checkpoints import git_sha
+from phonex.config import PROJ_ROOT
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -44,11 +45,23 @@ def sample(rows: list, n: int, rng: np.random.Generator) -> list:
     return [rows[i] for i in sorted(rng.choice(len(rows), min(n, len(rows)), replace=False))]
 
 
+def portable(value):
+    """``value`` with this machine's paths written relative to the project root (``data/...``,
+    ``../shared/...``), so that a recorded result names no folder of the machine it ran on."""
+    if isinstance(value, dict):
+        return {key: portable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [portable(item) for item in value]
+    if isinstance(value, str):
+        return value.replace(f"{PROJ_ROOT}/", "").replace(f"{PROJ_ROOT.parent}/", "../")
+    return value
+
+
 def record(name: str, result: dict) -> Path:
     """Write ``results/<name>.json`` with the environment, and print it."""
     RESULTS_DIR.mkdir(exist_ok=True)
     path = RESULTS_DIR / f"{name}.json"
-    payload = {**environment(), **result}
+    payload = portable({**environment(), **result})
     path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
     print(json.dumps(payload, indent=2, ensure_ascii=False))
     return path

@@ -6,6 +6,8 @@ Every system takes a mono float waveform at 16 kHz and answers up to three quest
   (at most :data:`TOP`);
 - ``transcribe(wave)``: the phones it hears, in TIMIT-39 (:mod:`phonex.phonesets`, ``"cmu"``
   convention), the common set every system is scored in;
+- ``raw_phones(wave)``: the same phones before any folding, with their label set (``"espeak"`` IPA
+  or ``"timit"`` for ARPAbet), for TIMIT's own protocol (:func:`phonex.metrics.timit_error_rate`);
 - ``align(wave, text, phones=None)``: phone intervals. ``forced`` says whether they follow the
   given transcript (``phones``, espeak-ng IPA, when the system can take them; else the words) or
   are the system's own recognised phones with their times; ``align_labels`` says which label set
@@ -32,6 +34,7 @@ INSTALL_HINT = "pip install -c constraints.txt -e '.[baselines]'"
 
 # name -> "module:factory"; the factories raise SystemAbsent (or ImportError) when unavailable
 SYSTEMS = {
+    "phonex-en": "baselines.phonex_runner:load_en",
     "phonex-tiny": "baselines.phonex_runner:load_tiny",
     "phonex-whisper-ctc": "baselines.phonex_runner:load_whisper_ctc",
     "whisper": "baselines.whisper_runner:load",
@@ -57,6 +60,9 @@ class System:
 
     def transcribe(self, wave: np.ndarray) -> list[str]:
         raise NotImplementedError
+
+    def raw_phones(self, wave: np.ndarray) -> tuple[list[str], str]:
+        return self.transcribe(wave), "timit"
 
     def align(self, wave: np.ndarray, text: str, phones: str | None = None) -> list[Interval]:
         raise NotImplementedError

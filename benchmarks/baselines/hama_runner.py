@@ -46,8 +46,11 @@ class HamaSystem(System):
 
         return recognize
 
+    def raw_phones(self, wave):
+        return generic_ipa_to_espeak(self.heard(wave).phonemes, strict=False), "espeak"
+
     def transcribe(self, wave):
-        return ipa_to_39(generic_ipa_to_espeak(self.heard(wave).phonemes, strict=False))
+        return ipa_to_39(self.raw_phones(wave)[0])
 
     def align(self, wave, text, phones=None):
         out = []

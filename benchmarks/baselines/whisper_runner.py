@@ -60,13 +60,15 @@ class WhisperSystem(System):
 
         return recognize
 
-    def transcribe(self, wave):
+    def raw_phones(self, wave):
         text = self.text(wave)
         try:
-            phones = flatten(phonemize([text])[0]) if text else []
+            return (flatten(phonemize([text])[0]) if text else []), "espeak"
         except PhonemizeError:  # e.g. only digits or symbols espeak-ng reads as nothing
-            return []
-        return ipa_to_39(phones, strict=False)
+            return [], "espeak"
+
+    def transcribe(self, wave):
+        return ipa_to_39(self.raw_phones(wave)[0], strict=False)
 
 
 def load() -> WhisperSystem:
